@@ -1,0 +1,7 @@
+//! Tern: a lean MQTT broker for edge hardware.
+//!
+//! Layout (one job per module):
+//! - [`codec`]: MQTT 3.1/3.1.1/5.0 packets on the wire; knows nothing else.
+//! - [`topic`]: topic names, filters and the subscription tree.
+pub mod codec;
+pub mod topic;

@@ -1,0 +1,1 @@
+//! Helpers for the black-box suite: start the real `tern` binary, raw MQTT byte I/O.
