@@ -1,1 +1,106 @@
-fn main() {}
+//! The `tern` command: parse the CLI, load config, set up logging and the
+//! runtime, and hand over to the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tern::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "tern", version, about = "A lean MQTT broker for edge hardware")]
+struct Cli {
+    /// Configuration file (TOML). Without it the embedded default is used:
+    /// one listener on 127.0.0.1:1883, anonymous access allowed.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write `name protocol address` per listener to FILE once all are bound.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration file and print any warnings.
+    CheckConfig { file: PathBuf },
+    /// Print the embedded default configuration, every key documented.
+    PrintDefaultConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::PrintDefaultConfig) => {
+            use std::io::Write;
+            std::io::stdout().write_all(DEFAULT_CONFIG_TOML.as_bytes())?;
+            Ok(())
+        }
+        Some(Command::CheckConfig { file }) => {
+            let config = Config::load(&file)?;
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            for w in config.warnings() {
+                writeln!(out, "warning: {w}")?;
+            }
+            writeln!(out, "{}: ok ({} listener(s))", file.display(), config.listeners.len())?;
+            Ok(())
+        }
+        None => serve(cli.config, cli.ready_file),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let (config, source) = match &config_path {
+        Some(p) => (Config::load(p)?, p.display().to_string()),
+        None => (Config::embedded_default(), "embedded default".to_string()),
+    };
+    init_logging(&config)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "tern starting");
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if config.runtime.worker_threads > 0 {
+        runtime.worker_threads(config.runtime.worker_threads);
+    }
+    let runtime = runtime.build().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let stop = async {
+            if let Err(e) = wait_for_signal().await {
+                tracing::error!(error = %e, "cannot listen for signals; stopping");
+            }
+        };
+        tern::server::run(config, ready_file.as_deref(), stop).await
+    })?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, overrides the configured level for debugging.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(&config.log.level),
+    }
+    .with_context(|| format!("log.level: not a valid filter: {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The broker's shared state and the session lifecycle: attach a connection
+//! to a session (new, resumed, taken over), detach it, expire it, and
+//! publish wills.
+//!
+//! Everything a connection needs from the rest of the broker goes through
+//! [`Broker`]; it does no socket I/O.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use tokio::sync::{Notify, OwnedMutexGuard};
+
+use crate::codec::Protocol;
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::router::{FanOut, Message, RetainOutcome, Router};
+use crate::session::{Registry, Session, SessionLimits};
+use crate::topic::parse_shared;
+
+/// How long a new connection waits for the one it takes over to let go.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Session expiry interval that means "never" [MQTT-3.1.2-23].
+pub const NEVER_EXPIRES: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub struct Broker {
+    pub limits: Limits,
+    pub registry: Registry,
+    pub router: Router,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+/// A connection's hold on its session.
+#[derive(Debug)]
+pub struct Attached {
+    pub session: Arc<Session>,
+    pub session_present: bool,
+    /// Notified when another connection takes the session over.
+    pub kick: Arc<Notify>,
+    pub owner: OwnedMutexGuard<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("the connection holding this client id did not let go within {0:?}")]
+    TakeoverTimeout(Duration),
+}
+
+impl Broker {
+    pub fn new(limits: Limits) -> Broker {
+        Broker {
+            router: Router::new(limits.max_retained_messages),
+            limits,
+            registry: Registry::default(),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+        }
+    }
+
+    fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
+            max_queued_messages: self.limits.max_queued_messages,
+            max_queued_bytes: usize::try_from(self.limits.max_queued_bytes).unwrap_or(usize::MAX),
+            max_inflight: self.limits.max_inflight,
+        }
+    }
+
+    /// Attaches a connection to the session of `client_id`, taking it over
+    /// from a connection that holds it [MQTT-3.1.4-3], and discarding it
+    /// first when `clean_start` is set [MQTT-3.1.2-4].
+    pub async fn attach(
+        self: &Arc<Self>,
+        client_id: &ByteString,
+        clean_start: bool,
+        protocol: Protocol,
+        expiry_interval: u32,
+    ) -> Result<Attached, AttachError> {
+        loop {
+            let Some(old) = self.registry.get(client_id) else {
+                let session = Arc::new(Session::new(client_id.clone(), self.registry.next_id(), self.session_limits(), protocol));
+                let Ok(owner) = session.owner.clone().try_lock_owned() else {
+                    continue;
+                };
+                if !self.registry.insert_if_absent(&session) {
+                    continue;
+                }
+                return Ok(self.finish_attach(session, owner, false, protocol, expiry_interval));
+            };
+            let kick = old.state.lock().kick.take();
+            if let Some(kick) = kick {
+                kick.notify_one();
+            }
+            let owner = tokio::time::timeout(TAKEOVER_TIMEOUT, old.owner.clone().lock_owned())
+                .await
+                .map_err(|_| AttachError::TakeoverTimeout(TAKEOVER_TIMEOUT))?;
+            if !self.registry.is_current(&old) {
+                continue;
+            }
+            if clean_start {
+                self.end_session(&old);
+                continue;
+            }
+            return Ok(self.finish_attach(old, owner, true, protocol, expiry_interval));
+        }
+    }
+
+    fn finish_attach(
+        &self,
+        session: Arc<Session>,
+        owner: OwnedMutexGuard<()>,
+        session_present: bool,
+        protocol: Protocol,
+        expiry_interval: u32,
+    ) -> Attached {
+        let kick = Arc::new(Notify::new());
+        {
+            let mut st = session.state.lock();
+            st.online = true;
+            st.generation += 1;
+            st.protocol = protocol;
+            st.expiry_interval = expiry_interval;
+            st.kick = Some(kick.clone());
+            // A reconnect before the will delay ran out cancels the will
+            // [MQTT-3.1.3-9].
+            st.pending_will = None;
+        }
+        Metrics::add(&self.metrics.clients_connected, 1);
+        Attached { session, session_present, kick, owner }
+    }
+
+    /// Detaches the connection from its session. `will` is the connection's
+    /// will when it must be published (not after a normal DISCONNECT), with
+    /// its delay in seconds. `expiry_interval` is the one in force at the
+    /// end, as DISCONNECT may change it [MQTT-3.14.2-2].
+    pub fn detach(self: &Arc<Self>, attached: Attached, will: Option<(Arc<Message>, u32)>, expiry_interval: u32) {
+        let Attached { session, owner, .. } = attached;
+        // The will goes when its delay runs out or the session ends,
+        // whichever comes first [MQTT-3.1.3-9].
+        let (now_will, delayed_will) = match will {
+            Some((w, delay)) if delay > 0 && expiry_interval > 0 => (None, Some((w, delay.min(expiry_interval)))),
+            Some((w, _)) => (Some(w), None),
+            None => (None, None),
+        };
+        let generation = {
+            let mut st = session.state.lock();
+            st.online = false;
+            st.kick = None;
+            st.generation += 1;
+            st.expiry_interval = expiry_interval;
+            // Set before the owner lock is released, so a connection that
+            // resumes the session right away is sure to cancel it.
+            st.pending_will = delayed_will.as_ref().map(|(w, _)| w.clone());
+            let dropped = st.queue.drop_qos0();
+            Metrics::add(&self.metrics.publish_dropped, dropped as u64);
+            st.generation
+        };
+        Metrics::sub(&self.metrics.clients_connected, 1);
+        drop(owner);
+
+        if let Some(will) = now_will {
+            self.publish(&will);
+        }
+        if let Some((_, delay)) = delayed_will {
+            let broker = self.clone();
+            let s = session.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                broker.fire_pending_will(&s, generation);
+            });
+        }
+
+        if expiry_interval == 0 {
+            self.end_session(&session);
+        } else if expiry_interval != NEVER_EXPIRES {
+            let broker = self.clone();
+            let after = Duration::from_secs(u64::from(expiry_interval));
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let current = session.state.lock().generation == generation;
+                if current {
+                    tracing::debug!(client_id = %session.client_id, "session expired");
+                    broker.end_session(&session);
+                }
+            });
+        }
+    }
+
+    fn fire_pending_will(&self, session: &Arc<Session>, generation: u64) {
+        let will = {
+            let mut st = session.state.lock();
+            if st.generation != generation {
+                return;
+            }
+            st.pending_will.take()
+        };
+        if let Some(will) = will {
+            self.publish(&will);
+        }
+    }
+
+    /// Ends a session: its subscriptions go, unacknowledged shared-group
+    /// messages go to another member, and a pending will is published.
+    pub fn end_session(&self, session: &Arc<Session>) {
+        if !self.registry.remove(session) {
+            return;
+        }
+        let (subscriptions, queued, inflight, will) = {
+            let mut st = session.state.lock();
+            (
+                std::mem::take(&mut st.subscriptions),
+                st.queue.drain_all(),
+                st.outgoing.drain_all(),
+                st.pending_will.take(),
+            )
+        };
+        Metrics::sub(&self.metrics.subscriptions, subscriptions.len() as u64);
+        for filter in subscriptions.keys() {
+            let share = parse_shared(filter).ok().flatten();
+            self.router.unsubscribe(session, filter, share.as_ref().map(|s| (s.group, s.filter)));
+        }
+        for d in inflight.into_iter().map(|i| i.delivery).chain(queued) {
+            if d.via.is_some() {
+                self.router.redeliver_shared(session, d);
+            }
+        }
+        if let Some(will) = will {
+            self.publish(&will);
+        }
+    }
+
+    /// Routes an accepted message: stores or clears it as retained, then
+    /// offers it to every matching subscription.
+    pub fn publish(&self, msg: &Arc<Message>) -> FanOut {
+        if msg.retain && self.router.retained.store(msg) == RetainOutcome::Full {
+            tracing::warn!(topic = %msg.topic, max = self.limits.max_retained_messages, "retained message store is full; message delivered but not retained");
+        }
+        let out = self.router.publish(msg);
+        Metrics::add(&self.metrics.publish_dropped, out.dropped as u64);
+        out
+    }
+}

@@ -1,0 +1,282 @@
+//! What a connection does with each packet its client sends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{
+    self, AckProperties, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::router::{Message, Subscription};
+use crate::session::InflightStage;
+use crate::topic::{parse_shared, validate_filter};
+
+use super::CloseReason;
+use super::run::Conn;
+
+impl Conn {
+    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(a) => {
+                self.on_ack(a.packet_id, InflightStage::Published, QoS::AtLeastOnce);
+                Ok(())
+            }
+            Packet::PubRec(r) => self.on_pubrec(r),
+            Packet::PubRel(r) => self.on_pubrel(r),
+            Packet::PubComp(c) => {
+                self.on_ack(c.packet_id, InflightStage::Released, QoS::ExactlyOnce);
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Connect(_) => Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "second CONNECT [MQTT-3.1.0-2]")),
+            Packet::Auth(_) => Err(CloseReason::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method in CONNECT [MQTT-4.12.0-6]",
+            )),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "server-to-client packet sent by a client"))
+            }
+        }
+    }
+
+    pub(super) fn send(&mut self, packet: &Packet) {
+        if let Err(e) = codec::encode(packet, self.protocol, &mut self.wbuf) {
+            tracing::error!(error = %e, "cannot encode a packet; dropped");
+        }
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), CloseReason> {
+        let broker = self.broker.clone();
+        let limits = &broker.limits;
+        if p.qos as u8 > limits.max_qos {
+            return Err(CloseReason::protocol(ReasonCode::QOS_NOT_SUPPORTED, "QoS above Maximum QoS [MQTT-3.2.2-11]"));
+        }
+        if p.retain && !limits.retain_available {
+            return Err(CloseReason::protocol(ReasonCode::RETAIN_NOT_SUPPORTED, "retain not available [MQTT-3.2.2-14]"));
+        }
+        self.resolve_topic_alias(&mut p)?;
+        self.stats.messages_received += 1;
+
+        if p.qos == QoS::ExactlyOnce {
+            let st = self.attached.session.state.lock();
+            let duplicate = st.incoming_qos2.contains(&p.packet_id);
+            let full = st.incoming_qos2.len() >= usize::from(limits.receive_maximum);
+            drop(st);
+            if duplicate {
+                // Already routed; the PUBREC went missing. Route once only
+                // [MQTT-4.3.3-10].
+                self.send(&Packet::PubRec(PubResp { packet_id: p.packet_id, ..Default::default() }));
+                return Ok(());
+            }
+            if full {
+                return Err(CloseReason::protocol(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more QoS 2 PUBLISHes in flight than Receive Maximum [MQTT-3.3.4-9]",
+                ));
+            }
+        }
+
+        let (packet_id, qos) = (p.packet_id, p.qos);
+        let reason = if p.topic.starts_with('$') {
+            // $-topics belong to the server [MQTT-4.7.2-1]; clients do not
+            // publish into them.
+            tracing::debug!(topic = %p.topic, "dropping a client PUBLISH to a $ topic");
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            let matched = self.route(p);
+            if matched == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+        };
+        let ack = PubResp { packet_id, reason_code: reason, properties: AckProperties::default() };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
+            QoS::ExactlyOnce => {
+                if !reason.is_error() {
+                    self.attached.session.state.lock().incoming_qos2.push(packet_id);
+                }
+                self.send(&Packet::PubRec(ack));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces an inbound topic alias with its topic, or records a new
+    /// alias [MQTT-3.3.2-12].
+    fn resolve_topic_alias(&mut self, p: &mut Publish) -> Result<(), CloseReason> {
+        let Some(alias) = p.properties.topic_alias.take() else {
+            return Ok(());
+        };
+        let max = self.broker.limits.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(CloseReason::protocol(
+                ReasonCode::TOPIC_ALIAS_INVALID,
+                "topic alias 0 or above Topic Alias Maximum [MQTT-3.3.2-9] [MQTT-3.3.2-10]",
+            ));
+        }
+        if self.aliases.is_empty() {
+            self.aliases = vec![None; usize::from(max)];
+        }
+        let slot = &mut self.aliases[usize::from(alias - 1)];
+        if p.topic.is_empty() {
+            match slot {
+                Some(topic) => p.topic = topic.clone(),
+                None => {
+                    return Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "unknown topic alias [MQTT-3.3.2-12]"));
+                }
+            }
+        } else {
+            *slot = Some(p.topic.clone());
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, p: Publish) -> usize {
+        let now = Instant::now();
+        let mut props = p.properties;
+        let expires_at = props.message_expiry_interval.take().map(|s| now + Duration::from_secs(u64::from(s)));
+        props.topic_alias = None;
+        props.subscription_identifiers.clear();
+        let msg = Arc::new(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: (!props.is_empty()).then(|| Box::new(props)),
+            expires_at,
+            origin: self.attached.session.id,
+        });
+        self.broker.publish(&msg).matched
+    }
+
+    fn on_ack(&mut self, packet_id: u16, stage: InflightStage, qos: QoS) {
+        let mut st = self.attached.session.state.lock();
+        let known = st.outgoing.iter().any(|i| i.packet_id == packet_id && i.stage == stage && i.delivery.qos == qos);
+        if known {
+            st.outgoing.complete(packet_id, stage);
+        } else {
+            tracing::debug!(packet_id, "acknowledgement for an unknown packet identifier ignored");
+        }
+    }
+
+    fn on_pubrec(&mut self, r: PubResp) -> Result<(), CloseReason> {
+        let mut st = self.attached.session.state.lock();
+        if r.reason_code.is_error() {
+            // The receiver refused the message: it is finished, no PUBREL
+            // [MQTT-4.3.3-4].
+            st.outgoing.complete(r.packet_id, InflightStage::Published);
+            return Ok(());
+        }
+        let known = st.outgoing.release(r.packet_id);
+        drop(st);
+        let reason = if known { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
+        self.send(&Packet::PubRel(PubResp { packet_id: r.packet_id, reason_code: reason, ..Default::default() }));
+        Ok(())
+    }
+
+    fn on_pubrel(&mut self, r: PubResp) -> Result<(), CloseReason> {
+        let mut st = self.attached.session.state.lock();
+        let pos = st.incoming_qos2.iter().position(|&id| id == r.packet_id);
+        if let Some(i) = pos {
+            st.incoming_qos2.swap_remove(i);
+        }
+        drop(st);
+        let reason = if pos.is_some() { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
+        self.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason_code: reason, ..Default::default() }));
+        Ok(())
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Result<(), CloseReason> {
+        let broker = self.broker.clone();
+        let limits = &broker.limits;
+        let now = Instant::now();
+        let session = self.attached.session.clone();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (filter, opts) in &s.filters {
+            let share = match parse_shared(filter) {
+                Ok(share) => share,
+                Err(e) => {
+                    tracing::debug!(filter = %filter, error = %e, "subscription refused");
+                    codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                    continue;
+                }
+            };
+            let inner: &str = share.as_ref().map_or(filter, |sh| sh.filter);
+            if share.is_none() && validate_filter(inner).is_err() {
+                codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            if share.is_some() && opts.no_local {
+                return Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "No Local on a shared subscription [MQTT-3.8.3-4]"));
+            }
+            let qos = QoS::from_u8((opts.qos as u8).min(limits.max_qos)).unwrap_or(QoS::AtMostOnce);
+            let sub = Subscription {
+                qos,
+                no_local: opts.no_local,
+                retain_as_published: opts.retain_as_published,
+                retain_handling: opts.retain_handling,
+                id: s.subscription_identifier,
+            };
+            let existed = self.broker.router.subscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)), sub);
+            session.state.lock().subscriptions.insert(Box::from(&**filter), sub);
+            if !existed {
+                crate::metrics::Metrics::add(&self.broker.metrics.subscriptions, 1);
+            }
+            // Retained messages are never sent for a shared subscription
+            // [MQTT-3.8.4-4 v5 §4.8.2]; retain handling 1 sends them only for a
+            // new one, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
+            let send_retained = share.is_none() && (opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed));
+            if send_retained {
+                retained.extend(self.broker.router.retained_for(inner, &sub, now));
+            }
+            codes.push(ReasonCode(qos as u8));
+        }
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties: AckProperties::default(), reason_codes: codes }));
+        for d in retained {
+            session.offer(d);
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), CloseReason> {
+        let session = self.attached.session.clone();
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for filter in &u.filters {
+            let share = parse_shared(filter).ok().flatten();
+            let removed_here = session.state.lock().subscriptions.remove(&**filter).is_some();
+            let removed = self.broker.router.unsubscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)));
+            if removed_here || removed {
+                crate::metrics::Metrics::sub(&self.broker.metrics.subscriptions, 1);
+                codes.push(ReasonCode::SUCCESS);
+            } else {
+                codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: AckProperties::default(), reason_codes: codes }));
+        Ok(())
+    }
+
+    fn on_disconnect(&mut self, d: codec::Disconnect) -> Result<(), CloseReason> {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            if self.connect_expiry_was_zero && expiry != 0 {
+                return Err(CloseReason::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set in DISCONNECT after 0 in CONNECT [MQTT-3.14.2-2]",
+                ));
+            }
+            let max = u32::try_from(self.broker.limits.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
+            self.expiry_interval = expiry.min(max);
+        }
+        if d.reason_code != ReasonCode::DISCONNECT_WITH_WILL {
+            // A normal disconnection discards the will [MQTT-3.14.4-3].
+            self.will = None;
+        }
+        Err(CloseReason::ClientDisconnect)
+    }
+}

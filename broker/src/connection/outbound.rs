@@ -1,0 +1,111 @@
+//! Moving queued deliveries into the write buffer, within the client's
+//! flow-control window and Maximum Packet Size.
+
+use std::time::Instant;
+
+use crate::codec::{self, Packet, PubResp, PublishParts, QoS};
+use crate::session::{Delivery, InflightStage, SessionState};
+
+use super::run::{Conn, WRITE_HIGH_WATER};
+
+impl Conn {
+    /// Encodes queued deliveries (after any resends) until the queue is
+    /// empty, the in-flight window is full or the write buffer is at its
+    /// high-water mark. Encoding happens under the session lock, which the
+    /// router only takes to append: the critical section is a memcpy.
+    pub(super) fn pump(&mut self) {
+        if self.wbuf.len() >= WRITE_HIGH_WATER {
+            return;
+        }
+        let session = self.attached.session.clone();
+        let mut st = session.state.lock();
+        if self.resend_pending {
+            self.resend_pending = false;
+            self.resend(&st);
+        }
+        let now = Instant::now();
+        while self.wbuf.len() < WRITE_HIGH_WATER {
+            let Some(front) = st.queue.front() else { break };
+            if front.qos != QoS::AtMostOnce && st.outgoing.len() >= usize::from(self.send_window) {
+                break;
+            }
+            let Some(d) = st.queue.pop_front() else { break };
+            if d.msg.is_expired(now) {
+                continue;
+            }
+            self.deliver(&mut st, d, now);
+        }
+    }
+
+    fn deliver(&mut self, st: &mut SessionState, d: Delivery, now: Instant) {
+        let packet_id = if d.qos == QoS::AtMostOnce {
+            0
+        } else {
+            match st.outgoing.next_packet_id() {
+                Some(id) => id,
+                None => {
+                    self.stats.dropped += 1;
+                    return;
+                }
+            }
+        };
+        let sub_ids = d.subscription_id.as_slice();
+        let parts = PublishParts {
+            dup: false,
+            qos: d.qos,
+            retain: d.retain,
+            topic: &d.msg.topic,
+            packet_id,
+            properties: d.msg.properties.as_deref(),
+            message_expiry_interval: d.msg.remaining_expiry(now),
+            topic_alias: None,
+            subscription_identifiers: sub_ids,
+            payload: &d.msg.payload,
+        };
+        // A packet larger than the client accepts is dropped for this
+        // client only [MQTT-3.1.2-25].
+        if codec::publish_parts_len(&parts, self.protocol) > self.client_max_packet as usize {
+            tracing::debug!(topic = %d.msg.topic, "message exceeds the client's Maximum Packet Size; not sent to it");
+            self.stats.dropped += 1;
+            return;
+        }
+        codec::encode_publish_parts(&parts, self.protocol, &mut self.wbuf);
+        self.stats.messages_sent += 1;
+        if d.qos != QoS::AtMostOnce {
+            st.outgoing.push(packet_id, d);
+        }
+    }
+
+    /// After a session resumes, unacknowledged PUBLISHes go again with DUP
+    /// set and PUBRELs again, in their original order [MQTT-4.4.0-1].
+    fn resend(&mut self, st: &SessionState) {
+        let now = Instant::now();
+        for i in st.outgoing.iter() {
+            match i.stage {
+                InflightStage::Published => {
+                    let d = &i.delivery;
+                    let parts = PublishParts {
+                        dup: true,
+                        qos: d.qos,
+                        retain: d.retain,
+                        topic: &d.msg.topic,
+                        packet_id: i.packet_id,
+                        properties: d.msg.properties.as_deref(),
+                        message_expiry_interval: d.msg.remaining_expiry(now),
+                        topic_alias: None,
+                        subscription_identifiers: d.subscription_id.as_slice(),
+                        payload: &d.msg.payload,
+                    };
+                    codec::encode_publish_parts(&parts, self.protocol, &mut self.wbuf);
+                    self.stats.messages_sent += 1;
+                }
+                InflightStage::Released => {
+                    let rel = Packet::PubRel(PubResp { packet_id: i.packet_id, ..Default::default() });
+                    if let Err(e) = codec::encode(&rel, self.protocol, &mut self.wbuf) {
+                        tracing::error!(error = %e, "cannot encode PUBREL");
+                    }
+                }
+            }
+        }
+    }
+}

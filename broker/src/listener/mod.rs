@@ -1,0 +1,14 @@
+//! Listeners: bind, accept, bound the number of connections, and hand each
+//! socket to a connection task.
+
+mod tcp;
+
+pub use tcp::{ConnTracker, accept_loop, bind};
+
+/// What a connection needs to know about the listener it came in on.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub name: String,
+    pub allow_anonymous: bool,
+    pub max_connections: Option<usize>,
+}

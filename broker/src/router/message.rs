@@ -1,0 +1,49 @@
+//! The routed message: decoded once, shared by every subscriber it reaches.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::codec::{PublishProperties, QoS};
+
+/// A PUBLISH as the broker keeps it once it has been accepted. Shared behind
+/// an `Arc` by all queues it is in, so fan-out to N subscribers copies no
+/// payload: each connection encodes it straight into its write buffer.
+#[derive(Debug)]
+pub struct Message {
+    pub topic: ByteString,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Forwarded v5 properties; the topic alias and subscription identifiers
+    /// of the publisher are never kept [MQTT-3.3.2-7] [MQTT-3.3.4-6].
+    pub properties: Option<Box<PublishProperties>>,
+    /// When the message expiry interval runs out [MQTT-3.3.2-5].
+    pub expires_at: Option<Instant>,
+    /// Session of the publisher, for No Local [MQTT-3.8.3-3]; 0 for the
+    /// broker's own messages ($SYS, wills of ended sessions keep theirs).
+    pub origin: u64,
+}
+
+impl Message {
+    /// Seconds left of the message expiry interval, `None` when it has none,
+    /// `Some(0)`... never: an expired message is reported by `is_expired`.
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            // Round up so a message with 0.4 s left is not sent as "0", which
+            // would read as "expires now" to a bridge downstream.
+            u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+        })
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Bytes this message holds, for queue accounting.
+    pub fn weight(&self) -> usize {
+        self.topic.len() + self.payload.len() + 64
+    }
+}

@@ -1,0 +1,86 @@
+//! Starts a configured broker: binds every listener, reports where, runs
+//! until told to stop, then shuts down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::Broker;
+use crate::config::{Config, ListenerProtocol};
+use crate::listener::{self, ConnTracker, ListenerSettings};
+use crate::shutdown::Shutdown;
+use crate::sys;
+
+/// How long shutdown waits for connections to say goodbye.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listener {name}: cannot bind {addr}: {source}")]
+    Bind { name: String, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write the ready file {path}: {source}")]
+    ReadyFile { path: PathBuf, source: std::io::Error },
+}
+
+/// A bound listener, as reported in logs and the ready file.
+#[derive(Debug, Clone)]
+pub struct BoundListener {
+    pub name: String,
+    pub protocol: ListenerProtocol,
+    pub addr: SocketAddr,
+    pub allow_anonymous: bool,
+}
+
+/// Runs the broker until `stop` resolves.
+pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let broker = Arc::new(Broker::new(config.limits.clone()));
+    let (shutdown, signal) = Shutdown::new();
+    let tracker = ConnTracker::default();
+
+    let mut bound = Vec::new();
+    let mut sockets = Vec::new();
+    for l in &config.listeners {
+        let socket = listener::bind(l.bind).map_err(|source| ServerError::Bind { name: l.name.clone(), addr: l.bind, source })?;
+        let addr = socket.local_addr().map_err(|source| ServerError::Bind { name: l.name.clone(), addr: l.bind, source })?;
+        bound.push(BoundListener { name: l.name.clone(), protocol: l.protocol, addr, allow_anonymous: l.allow_anonymous });
+        let settings = ListenerSettings { name: l.name.clone(), allow_anonymous: l.allow_anonymous, max_connections: l.max_connections };
+        sockets.push((socket, settings));
+    }
+    for b in &bound {
+        tracing::info!(
+            listener = %b.name,
+            addr = %b.addr,
+            protocol = ?b.protocol,
+            anonymous = if b.allow_anonymous { "allowed" } else { "refused" },
+            "listening"
+        );
+    }
+    for (socket, settings) in sockets {
+        tokio::spawn(listener::accept_loop(socket, Arc::new(settings), broker.clone(), signal.clone(), tracker.clone()));
+    }
+    tokio::spawn(sys::publish_loop(broker.clone(), config.sys.interval, signal.clone()));
+    if let Some(path) = ready_file {
+        write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile { path: path.to_path_buf(), source })?;
+    }
+
+    stop.await;
+    tracing::info!(connections = tracker.live(), "shutting down");
+    shutdown.trigger();
+    tracker.wait_idle(DRAIN_TIMEOUT).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One line per listener, `name protocol addr`, written whole (temp file and
+/// rename) so a reader never sees half of it.
+fn write_ready_file(path: &Path, bound: &[BoundListener]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for b in bound {
+        text.push_str(&format!("{} {} {}\n", b.name, b.protocol.as_str(), b.addr));
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
