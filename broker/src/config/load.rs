@@ -234,3 +234,222 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     rows[a.len()][b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
+    use crate::config::{Limits, LogFormat};
+
+    const L: &str = "[[listener]]\nbind = \"127.0.0.1:1883\"\n";
+    const L2: &str = "[[listener]]\nbind = \"127.0.0.1:1884\"\n";
+
+    fn err(text: &str) -> String {
+        Config::from_toml_str(text, "tern.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn err_at(text: &str) -> ConfigError {
+        Config::from_toml_str(text, "tern.toml").unwrap_err()
+    }
+
+    #[test]
+    fn embedded_text_matches_embedded_default() {
+        let parsed = Config::from_toml_str(DEFAULT_CONFIG_TOML, "default.toml").unwrap();
+        assert_eq!(parsed, Config::embedded_default());
+        // Apart from the listener it is exactly the serde defaults.
+        let without_listener = Config {
+            listeners: Vec::new(),
+            ..parsed.clone()
+        };
+        assert_eq!(without_listener, Config::default());
+        assert_eq!(parsed.listeners.len(), 1);
+        assert_eq!(parsed.listeners[0].name, "default");
+        assert!(parsed.listeners[0].allow_anonymous);
+        assert!(parsed.warnings().is_empty(), "{:?}", parsed.warnings());
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let config = Config::embedded_default();
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("max_packet_size = \"256KiB\""), "{text}");
+        assert!(text.contains("max_session_expiry = \"7d\""), "{text}");
+        assert_eq!(Config::from_toml_str(&text, "dump").unwrap(), config);
+    }
+
+    #[test]
+    fn minimal_file_uses_defaults_and_names_listeners() {
+        let text = format!("{L}[[listener]]\nbind = \"0.0.0.0:8883\"\nname = \"lan\"\n{L2}");
+        let config = Config::from_toml_str(&text, "tern.toml").unwrap();
+        assert_eq!(config.limits, Limits::default());
+        let names: Vec<_> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["listener-0", "lan", "listener-2"]);
+        assert!(!config.listeners[0].allow_anonymous);
+    }
+
+    #[test]
+    fn values_in_units_and_integers() {
+        let text = format!(
+            "[limits]\nmax_packet_size = \"1MB\"\nmax_queued_bytes = 4096\n\
+             max_session_expiry = \"1h30m\"\nhandshake_timeout = 3\n\
+             [sys]\ninterval = \"0s\"\n[log]\nformat = \"json\"\nlevel = \"tern=debug,info\"\n{L}"
+        );
+        let config = Config::from_toml_str(&text, "tern.toml").unwrap();
+        assert_eq!(config.limits.max_packet_size, 1_000_000);
+        assert_eq!(config.limits.max_queued_bytes, 4096);
+        assert_eq!(config.limits.max_session_expiry, Duration::from_secs(5_400));
+        assert_eq!(config.limits.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(config.sys.interval, Duration::ZERO);
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let error = err(&format!("[limits]\nmax_pakcet_size = 5\n{L}"));
+        assert!(
+            error.starts_with("tern.toml: limits.max_pakcet_size: unknown key"),
+            "{error}"
+        );
+        assert!(
+            error.contains("did you mean \"max_packet_size\""),
+            "{error}"
+        );
+        assert!(error.contains("line 2, column 1"), "{error}");
+
+        let error = err(&format!("bogus = 1\n{L}"));
+        assert!(
+            error.starts_with("tern.toml: bogus: unknown key"),
+            "{error}"
+        );
+        assert!(!error.contains("did you mean"), "{error}");
+
+        let error = err(&format!(
+            "{L}[[listener]]\nbind = \"127.0.0.1:1\"\nfoo = 1\n"
+        ));
+        assert!(
+            error.starts_with("tern.toml: listener[1].foo: unknown key"),
+            "{error}"
+        );
+
+        let error = err("listener = [{ bind = \"1.2.3.4:1\", x = 1 }]");
+        assert!(
+            error.starts_with("tern.toml: listener[0].x: unknown key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_unit_value_names_key() {
+        let error = err(&format!("[limits]\nmax_packet_size = \"lots\"\n{L}"));
+        assert_eq!(
+            error,
+            "tern.toml: limits.max_packet_size: expected a size like \"256KiB\", got \"lots\" \
+             (line 2, column 19)"
+        );
+        let error = err(&format!("[sys]\ninterval = \"soon\"\n{L}"));
+        assert!(
+            error.starts_with("tern.toml: sys.interval: expected a duration"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_key() {
+        let cases = [
+            (format!("limits.max_qos = \"x\"\n{L}"), "limits.max_qos"),
+            (
+                format!("[limits]\nretain_available = 1\n{L}"),
+                "limits.retain_available",
+            ),
+            (
+                format!("[limits]\nmax_packet_size = true\n{L}"),
+                "limits.max_packet_size",
+            ),
+            (format!("limits = 5\n{L}"), "limits"),
+            (format!("[log]\nformat = \"xml\"\n{L}"), "log.format"),
+            (
+                format!("{L}[[listener]]\nbind = \"nope\"\n"),
+                "listener[1].bind",
+            ),
+            (
+                format!("{L}[[listener]]\nbind = \"1.2.3.4:1\"\nprotocol = \"http\"\n"),
+                "listener[1].protocol",
+            ),
+            (
+                format!("[limits]\nreceive_maximum = 70000\n{L}"),
+                "limits.receive_maximum",
+            ),
+            (
+                format!("[limits]\nmax_packet_size = \"5GiB\"\n{L}"),
+                "limits.max_packet_size",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = err_at(&text);
+            assert_eq!(error.key(), Some(key), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("tern.toml: {key}: ")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_bind_is_reported() {
+        let error = err(&format!("{L}[[listener]]\nname = \"x\"\n"));
+        assert!(
+            error.starts_with("tern.toml: listener[1].bind: required key is missing"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let error = err_at(&format!("[limits\n{L}"));
+        assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("tern.toml: line 1, column 8: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_file() {
+        let error = Config::load(Path::new("/nonexistent/tern.toml")).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("/nonexistent/tern.toml: cannot read: "),
+            "{text}"
+        );
+        assert!(
+            matches!(error, ConfigError::Read { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let path =
+            std::env::temp_dir().join(format!("tern-config-test-{}.toml", std::process::id()));
+        std::fs::write(&path, DEFAULT_CONFIG_TOML).unwrap();
+        let loaded = Config::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.unwrap(), Config::embedded_default());
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let message = "unknown field `x`, expected one of `name`, `bind`, `protocol`";
+        assert_eq!(suggest("bnid", message), Some("bind"));
+        assert_eq!(suggest("protcol", message), Some("protocol"));
+        assert_eq!(suggest("zzzzzz", message), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
