@@ -1,0 +1,188 @@
+//! The configuration structs, their TOML names and their defaults.
+//!
+//! Every section rejects unknown keys so a typo is an error rather than a
+//! silently ignored setting. Sizes and durations use std types in the public
+//! fields and the readable string forms from [`super::units`] in the file.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::units;
+
+/// The whole broker configuration, as read from `tern.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub log: LogConfig,
+    pub runtime: RuntimeConfig,
+    pub sys: SysConfig,
+    pub limits: Limits,
+    /// `[[listener]]` tables; at least one is required (checked in
+    /// validation, so the default value can stay empty).
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive such as `"info"` or
+    /// `"tern=debug,info"`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable single-line text.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Tokio worker threads; 0 means one per core.
+    pub worker_threads: usize,
+}
+
+/// `[sys]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SysConfig {
+    /// How often `$SYS` topics are published; zero disables them.
+    #[serde(with = "units::duration")]
+    pub interval: Duration,
+}
+
+impl Default for SysConfig {
+    fn default() -> Self {
+        SysConfig {
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[limits]`: resource caps. The defaults suit a Raspberry Pi serving a
+/// few thousand clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections across the whole broker.
+    pub max_connections: usize,
+    /// Largest packet accepted or sent, 64 ..= 268_435_460 bytes.
+    #[serde(with = "units::bytes_u32")]
+    pub max_packet_size: u32,
+    /// Inbound QoS 1/2 publishes in flight per client (advertised in
+    /// CONNACK); must be > 0.
+    pub receive_maximum: u16,
+    /// Outbound QoS 1/2 publishes in flight per session; must be > 0.
+    pub max_inflight: u16,
+    /// Messages queued per session while in flight is full or the client is
+    /// offline.
+    pub max_queued_messages: usize,
+    /// Bytes queued per session.
+    #[serde(with = "units::bytes_u64")]
+    pub max_queued_bytes: u64,
+    /// Topic aliases accepted per client; 0 disables them.
+    pub topic_alias_maximum: u16,
+    /// Cap on the session expiry interval a client may ask for.
+    #[serde(with = "units::duration")]
+    pub max_session_expiry: Duration,
+    /// Seconds; clients asking for more are told the server keep alive.
+    pub max_keep_alive: u16,
+    /// Time from socket open to CONNECT received.
+    #[serde(with = "units::duration")]
+    pub handshake_timeout: Duration,
+    /// Highest QoS granted, 0 ..= 2.
+    pub max_qos: u8,
+    pub retain_available: bool,
+    pub max_retained_messages: usize,
+    pub max_client_id_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_packet_size: 256 * 1024,
+            receive_maximum: 32,
+            max_inflight: 32,
+            max_queued_messages: 1000,
+            max_queued_bytes: 1024 * 1024,
+            topic_alias_maximum: 16,
+            max_session_expiry: Duration::from_secs(7 * 86_400),
+            max_keep_alive: 65_535,
+            handshake_timeout: Duration::from_secs(10),
+            max_qos: 2,
+            retain_available: true,
+            max_retained_messages: 100_000,
+            max_client_id_len: 256,
+        }
+    }
+}
+
+/// One `[[listener]]`. `bind` is required, so this struct has no `Default`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Unique name used in logs and metrics; the loader fills in
+    /// `"listener-<index>"` when the file leaves it out.
+    #[serde(default)]
+    pub name: String,
+    pub bind: SocketAddr,
+    #[serde(default)]
+    pub protocol: ListenerProtocol,
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// Per-listener connection cap, within `limits.max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+}
+
+/// Transport for a listener. Only plain MQTT over TCP is implemented; the
+/// others parse so configuration files can be written ahead of support, and
+/// validation rejects them with a clear message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    #[default]
+    Mqtt,
+    Mqtts,
+    Ws,
+    Wss,
+}
+
+impl ListenerProtocol {
+    /// The TOML spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Mqtt => "mqtt",
+            ListenerProtocol::Mqtts => "mqtts",
+            ListenerProtocol::Ws => "ws",
+            ListenerProtocol::Wss => "wss",
+        }
+    }
+
+    /// Whether this build can serve the protocol.
+    pub fn is_supported(self) -> bool {
+        matches!(self, ListenerProtocol::Mqtt)
+    }
+}
