@@ -401,6 +401,16 @@ mod tests {
     }
 
     #[test]
+    fn bad_bind_address_says_what_works() {
+        let error = err(&format!("{L}[[listener]]\nbind = \"localhost\"\n"));
+        assert_eq!(
+            error,
+            "tern.toml: listener[1].bind: expected an address like \"0.0.0.0:1883\" or \
+             \"[::1]:1883\", got \"localhost\" (line 4, column 8)"
+        );
+    }
+
+    #[test]
     fn missing_bind_is_reported() {
         let error = err(&format!("{L}[[listener]]\nname = \"x\"\n"));
         assert!(

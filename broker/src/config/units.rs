@@ -292,6 +292,19 @@ pub mod bytes_u32 {
     }
 }
 
+/// `deserialize_with` for listener addresses: std's parse error ("invalid
+/// socket address syntax") does not say what was given or what would work.
+pub fn socket_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::net::SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        de::Error::custom(format!(
+            "expected an address like \"0.0.0.0:1883\" or \"[::1]:1883\", got {text:?}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
