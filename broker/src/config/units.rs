@@ -100,7 +100,7 @@ impl fmt::Display for ByteSize {
         let n = self.0;
         if n != 0 {
             for (name, m) in DISPLAY {
-                if n % m == 0 {
+                if n.is_multiple_of(*m) {
                     return write!(f, "{}{name}", n / m);
                 }
             }

@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn out_of_range_limits() {
-        let cases: &[(&str, fn(&mut Config))] = &[
+        type Change = fn(&mut Config);
+        let cases: &[(&str, Change)] = &[
             ("limits.max_packet_size", |c| c.limits.max_packet_size = 63),
             ("limits.max_packet_size", |c| {
                 c.limits.max_packet_size = 268_435_461
