@@ -335,6 +335,12 @@ mod tests {
             "{error}"
         );
 
+        let error = err(&format!("limits.max_qso = 1\n{L}"));
+        assert!(
+            error.starts_with("tern.toml: limits.max_qso: unknown key"),
+            "{error}"
+        );
+
         let error = err("listener = [{ bind = \"1.2.3.4:1\", x = 1 }]");
         assert!(
             error.starts_with("tern.toml: listener[0].x: unknown key"),
