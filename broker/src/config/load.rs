@@ -335,6 +335,12 @@ mod tests {
             "{error}"
         );
 
+        let error = err(&format!("limits.max_qso = 1\n{L}"));
+        assert!(
+            error.starts_with("tern.toml: limits.max_qso: unknown key"),
+            "{error}"
+        );
+
         let error = err("listener = [{ bind = \"1.2.3.4:1\", x = 1 }]");
         assert!(
             error.starts_with("tern.toml: listener[0].x: unknown key"),
@@ -398,6 +404,16 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn bad_bind_address_says_what_works() {
+        let error = err(&format!("{L}[[listener]]\nbind = \"localhost\"\n"));
+        assert_eq!(
+            error,
+            "tern.toml: listener[1].bind: expected an address like \"0.0.0.0:1883\" or \
+             \"[::1]:1883\", got \"localhost\" (line 4, column 8)"
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub struct ListenerConfig {
     /// `"listener-<index>"` when the file leaves it out.
     #[serde(default)]
     pub name: String,
+    #[serde(deserialize_with = "units::socket_addr")]
     pub bind: SocketAddr,
     #[serde(default)]
     pub protocol: ListenerProtocol,

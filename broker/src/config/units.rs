@@ -100,7 +100,7 @@ impl fmt::Display for ByteSize {
         let n = self.0;
         if n != 0 {
             for (name, m) in DISPLAY {
-                if n % m == 0 {
+                if n.is_multiple_of(*m) {
                     return write!(f, "{}{name}", n / m);
                 }
             }
@@ -290,6 +290,19 @@ pub mod bytes_u32 {
             ))
         })
     }
+}
+
+/// `deserialize_with` for listener addresses: std's parse error ("invalid
+/// socket address syntax") does not say what was given or what would work.
+pub fn socket_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::net::SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        de::Error::custom(format!(
+            "expected an address like \"0.0.0.0:1883\" or \"[::1]:1883\", got {text:?}"
+        ))
+    })
 }
 
 #[cfg(test)]

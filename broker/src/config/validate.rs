@@ -170,3 +170,187 @@ fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
         && a.is_ipv4() == b.is_ipv4()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ListenerConfig, ListenerProtocol};
+
+    fn listener(name: &str, bind: &str) -> ListenerConfig {
+        ListenerConfig {
+            name: name.to_owned(),
+            bind: bind.parse().unwrap(),
+            protocol: ListenerProtocol::Mqtt,
+            allow_anonymous: false,
+            max_connections: None,
+        }
+    }
+
+    fn base() -> Config {
+        Config {
+            listeners: vec![listener("a", "127.0.0.1:1883")],
+            ..Config::default()
+        }
+    }
+
+    fn error(config: &Config) -> String {
+        config.validate("tern.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn base_is_valid() {
+        base().validate("tern.toml").unwrap();
+        Config::embedded_default().validate("tern.toml").unwrap();
+    }
+
+    #[test]
+    fn requires_a_listener() {
+        assert_eq!(
+            error(&Config::default()),
+            "tern.toml: listener: at least one [[listener]] is required"
+        );
+        // Also through the loader, where an empty file is otherwise valid.
+        let error = Config::from_toml_str("", "tern.toml").unwrap_err();
+        assert_eq!(error.key(), Some("listener"));
+    }
+
+    #[test]
+    fn duplicate_listener_names_and_binds() {
+        let mut config = base();
+        config.listeners.push(listener("a", "127.0.0.1:1884"));
+        assert_eq!(
+            error(&config),
+            "tern.toml: listener[1].name: duplicate listener name \"a\" (also used by listener[0])"
+        );
+
+        let mut config = base();
+        config.listeners.push(listener("b", "127.0.0.1:1883"));
+        assert!(
+            error(&config).starts_with(
+                "tern.toml: listener[1].bind: 127.0.0.1:1883 conflicts with listener[0]"
+            )
+        );
+
+        // The wildcard address overlaps every address of its family.
+        let mut config = base();
+        config.listeners.push(listener("b", "0.0.0.0:1883"));
+        assert!(error(&config).starts_with("tern.toml: listener[1].bind:"));
+
+        // Different ports, families or port 0 are fine.
+        let mut config = base();
+        config.listeners.push(listener("b", "[::]:1883"));
+        config.listeners.push(listener("c", "0.0.0.0:1884"));
+        config.listeners.push(listener("d", "127.0.0.1:0"));
+        config.listeners.push(listener("e", "127.0.0.1:0"));
+        config.validate("tern.toml").unwrap();
+    }
+
+    #[test]
+    fn duplicate_names_from_the_file() {
+        let text = "[[listener]]\nbind = \"127.0.0.1:1\"\n\
+                    [[listener]]\nname = \"listener-0\"\nbind = \"127.0.0.1:2\"\n";
+        let error = Config::from_toml_str(text, "tern.toml").unwrap_err();
+        assert_eq!(error.key(), Some("listener[1].name"));
+    }
+
+    #[test]
+    fn unsupported_protocol() {
+        for protocol in ["mqtts", "ws", "wss"] {
+            let text = format!("[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\n");
+            let error = Config::from_toml_str(&text, "tern.toml")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "tern.toml: listener[0].protocol: \"{protocol}\" is not supported yet by this build"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_limits() {
+        type Change = fn(&mut Config);
+        let cases: &[(&str, Change)] = &[
+            ("limits.max_packet_size", |c| c.limits.max_packet_size = 63),
+            ("limits.max_packet_size", |c| {
+                c.limits.max_packet_size = 268_435_461
+            }),
+            ("limits.receive_maximum", |c| c.limits.receive_maximum = 0),
+            ("limits.max_inflight", |c| c.limits.max_inflight = 0),
+            ("limits.max_qos", |c| c.limits.max_qos = 3),
+            ("limits.max_connections", |c| c.limits.max_connections = 0),
+            ("limits.handshake_timeout", |c| {
+                c.limits.handshake_timeout = Duration::ZERO
+            }),
+            ("limits.max_session_expiry", |c| {
+                c.limits.max_session_expiry = Duration::from_secs(u64::from(u32::MAX) + 1)
+            }),
+            ("limits.max_client_id_len", |c| {
+                c.limits.max_client_id_len = 0
+            }),
+            ("log.level", |c| c.log.level = "tern=loud".to_owned()),
+            ("listener[0].max_connections", |c| {
+                c.listeners[0].max_connections = Some(0)
+            }),
+        ];
+        for (key, change) in cases {
+            let mut config = base();
+            change(&mut config);
+            let error = config.validate("tern.toml").unwrap_err();
+            assert_eq!(error.key(), Some(*key), "{error}");
+        }
+        // The edges of the packet size range are allowed.
+        for size in [64, 268_435_460] {
+            let mut config = base();
+            config.limits.max_packet_size = size;
+            config.validate("tern.toml").unwrap();
+        }
+    }
+
+    #[test]
+    fn out_of_range_from_the_file() {
+        let text = "[limits]\nmax_packet_size = \"32B\"\n[[listener]]\nbind = \"127.0.0.1:1\"\n";
+        let error = Config::from_toml_str(text, "tern.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "tern.toml: limits.max_packet_size: must be between 64 and 268435460 bytes, got 32"
+        );
+    }
+
+    #[test]
+    fn warnings() {
+        assert!(base().warnings().is_empty());
+
+        let mut config = base();
+        config.listeners.push(ListenerConfig {
+            allow_anonymous: true,
+            max_connections: Some(20_000),
+            ..listener("lan", "0.0.0.0:1884")
+        });
+        config.limits.max_client_id_len = 10;
+        config.limits.max_queued_bytes = 1024;
+        config.sys.interval = Duration::from_millis(100);
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 5, "{warnings:#?}");
+        assert!(warnings[0].contains("anonymous"), "{}", warnings[0]);
+        assert!(warnings[0].contains("0.0.0.0:1884"), "{}", warnings[0]);
+        assert!(
+            warnings[1].starts_with("listener[1].max_connections"),
+            "{}",
+            warnings[1]
+        );
+
+        // Anonymous on loopback is the intended local default.
+        let mut config = base();
+        config.listeners[0].allow_anonymous = true;
+        config.listeners.push(ListenerConfig {
+            allow_anonymous: true,
+            ..listener("v6", "[::1]:1883")
+        });
+        assert!(config.warnings().is_empty());
+    }
+}
