@@ -242,3 +242,7 @@ impl Broker {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "broker_tests.rs"]
+mod tests;
