@@ -80,7 +80,12 @@ impl Broker {
     ) -> Result<Attached, AttachError> {
         loop {
             let Some(old) = self.registry.get(client_id) else {
-                let session = Arc::new(Session::new(client_id.clone(), self.registry.next_id(), self.session_limits(), protocol));
+                let session = Arc::new(Session::new(
+                    client_id.clone(),
+                    self.registry.next_id(),
+                    self.session_limits(),
+                    protocol,
+                ));
                 let Ok(owner) = session.owner.clone().try_lock_owned() else {
                     continue;
                 };
@@ -128,7 +133,12 @@ impl Broker {
             st.pending_will = None;
         }
         Metrics::add(&self.metrics.clients_connected, 1);
-        Attached { session, session_present, kick, owner }
+        Attached {
+            session,
+            session_present,
+            kick,
+            owner,
+        }
     }
 
     /// Detaches the connection from its session. `will` is the connection's
@@ -219,7 +229,8 @@ impl Broker {
         Metrics::sub(&self.metrics.subscriptions, subscriptions.len() as u64);
         for filter in subscriptions.keys() {
             let share = parse_shared(filter).ok().flatten();
-            self.router.unsubscribe(session, filter, share.as_ref().map(|s| (s.group, s.filter)));
+            self.router
+                .unsubscribe(session, filter, share.as_ref().map(|s| (s.group, s.filter)));
         }
         for d in inflight.into_iter().map(|i| i.delivery).chain(queued) {
             if d.via.is_some() {

@@ -27,11 +27,19 @@ fn msg(topic: &str, qos: QoS, origin: u64) -> Arc<Message> {
 }
 
 fn sub(qos: QoS) -> Subscription {
-    Subscription { qos, no_local: false, retain_as_published: false, retain_handling: 0, id: None }
+    Subscription {
+        qos,
+        no_local: false,
+        retain_as_published: false,
+        retain_handling: 0,
+        id: None,
+    }
 }
 
 async fn attach(b: &Arc<Broker>, id: &str, clean: bool, expiry: u32) -> Attached {
-    b.attach(&ByteString::from(id), clean, Protocol::V5, expiry).await.expect("attach")
+    b.attach(&ByteString::from(id), clean, Protocol::V5, expiry)
+        .await
+        .expect("attach")
 }
 
 fn subscribe(b: &Broker, a: &Attached, filter: &str, qos: QoS) {
@@ -137,7 +145,10 @@ async fn will_is_sent_when_the_session_ends_before_the_delay() {
 async fn no_local_skips_the_publishers_own_session() {
     let b = broker();
     let a = attach(&b, "c1", true, 0).await;
-    let s = Subscription { no_local: true, ..sub(QoS::AtMostOnce) };
+    let s = Subscription {
+        no_local: true,
+        ..sub(QoS::AtMostOnce)
+    };
     b.router.subscribe(&a.session, "t", None, s);
     assert_eq!(b.publish(&msg("t", QoS::AtMostOnce, a.session.id)).matched, 0);
     assert_eq!(b.publish(&msg("t", QoS::AtMostOnce, 0)).matched, 1);
@@ -149,8 +160,13 @@ async fn shared_group_round_robins_and_redelivers_when_a_member_ends() {
     let m1 = attach(&b, "m1", true, 0).await;
     let m2 = attach(&b, "m2", true, 0).await;
     for m in [&m1, &m2] {
-        b.router.subscribe(&m.session, "$share/g/t", Some(("g", "t")), sub(QoS::AtLeastOnce));
-        m.session.state.lock().subscriptions.insert("$share/g/t".into(), sub(QoS::AtLeastOnce));
+        b.router
+            .subscribe(&m.session, "$share/g/t", Some(("g", "t")), sub(QoS::AtLeastOnce));
+        m.session
+            .state
+            .lock()
+            .subscriptions
+            .insert("$share/g/t".into(), sub(QoS::AtLeastOnce));
     }
     for _ in 0..4 {
         b.publish(&msg("t", QoS::AtLeastOnce, 0));

@@ -97,7 +97,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(&config.log.level),
     }
     .with_context(|| format!("log.level: not a valid filter: {:?}", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),

@@ -19,7 +19,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("listener {name}: cannot bind {addr}: {source}")]
-    Bind { name: String, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write the ready file {path}: {source}")]
     ReadyFile { path: PathBuf, source: std::io::Error },
 }
@@ -42,10 +46,27 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
     for l in &config.listeners {
-        let socket = listener::bind(l.bind).map_err(|source| ServerError::Bind { name: l.name.clone(), addr: l.bind, source })?;
-        let addr = socket.local_addr().map_err(|source| ServerError::Bind { name: l.name.clone(), addr: l.bind, source })?;
-        bound.push(BoundListener { name: l.name.clone(), protocol: l.protocol, addr, allow_anonymous: l.allow_anonymous });
-        let settings = ListenerSettings { name: l.name.clone(), allow_anonymous: l.allow_anonymous, max_connections: l.max_connections };
+        let socket = listener::bind(l.bind).map_err(|source| ServerError::Bind {
+            name: l.name.clone(),
+            addr: l.bind,
+            source,
+        })?;
+        let addr = socket.local_addr().map_err(|source| ServerError::Bind {
+            name: l.name.clone(),
+            addr: l.bind,
+            source,
+        })?;
+        bound.push(BoundListener {
+            name: l.name.clone(),
+            protocol: l.protocol,
+            addr,
+            allow_anonymous: l.allow_anonymous,
+        });
+        let settings = ListenerSettings {
+            name: l.name.clone(),
+            allow_anonymous: l.allow_anonymous,
+            max_connections: l.max_connections,
+        };
         sockets.push((socket, settings));
     }
     for b in &bound {
@@ -58,11 +79,20 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         );
     }
     for (socket, settings) in sockets {
-        tokio::spawn(listener::accept_loop(socket, Arc::new(settings), broker.clone(), signal.clone(), tracker.clone()));
+        tokio::spawn(listener::accept_loop(
+            socket,
+            Arc::new(settings),
+            broker.clone(),
+            signal.clone(),
+            tracker.clone(),
+        ));
     }
     tokio::spawn(sys::publish_loop(broker.clone(), config.sys.interval, signal.clone()));
     if let Some(path) = ready_file {
-        write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile { path: path.to_path_buf(), source })?;
+        write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
 
     stop.await;

@@ -26,7 +26,8 @@ pub use connect::{ConnAck, ConnAckProperties, Connect, ConnectProperties, LastWi
 pub use disconnect::{Disconnect, DisconnectProperties};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{FrameHeader, decode, encode, encoded_len, parse_frame_header};
-pub use publish::{Publish, PublishProperties, encode_publish_parts, PublishParts};
+pub use primitives::VARINT_MAX;
+pub use publish::{Publish, PublishParts, PublishProperties, encode_publish_parts, publish_parts_len};
 pub use reason::ReasonCode;
 pub use subscribe::{SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 

@@ -50,10 +50,7 @@ pub enum ConfigError {
     /// The file could not be read. The I/O error is part of the message
     /// rather than a `source` so chained reporters do not print it twice.
     #[error("{origin}: cannot read: {error}")]
-    Read {
-        origin: String,
-        error: std::io::Error,
-    },
+    Read { origin: String, error: std::io::Error },
     /// The text is not valid TOML.
     #[error("{origin}: {location}: {message}")]
     Syntax {
@@ -76,11 +73,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// A semantic error without a source position.
-    pub(crate) fn invalid(
-        origin: &str,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn invalid(origin: &str, key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             origin: origin.to_owned(),
             key: key.into(),
@@ -105,18 +98,9 @@ mod tests {
     #[test]
     fn offsets_map_to_lines_and_columns() {
         let text = "a = 1\n[b]\nc = \"é\"x";
-        assert_eq!(
-            Location::from_offset(text, 0),
-            Location { line: 1, column: 1 }
-        );
-        assert_eq!(
-            Location::from_offset(text, 6),
-            Location { line: 2, column: 1 }
-        );
-        assert_eq!(
-            Location::from_offset(text, 10),
-            Location { line: 3, column: 1 }
-        );
+        assert_eq!(Location::from_offset(text, 0), Location { line: 1, column: 1 });
+        assert_eq!(Location::from_offset(text, 6), Location { line: 2, column: 1 });
+        assert_eq!(Location::from_offset(text, 10), Location { line: 3, column: 1 });
         // 'é' is two bytes but one column.
         assert_eq!(
             Location::from_offset(text, text.len() - 1),

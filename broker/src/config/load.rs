@@ -36,8 +36,7 @@ impl Config {
     /// Parses and validates configuration text. `origin` names the source
     /// (usually the file name) in error messages.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|error| translate(text, origin, &error))?;
+        let mut config: Config = toml::from_str(text).map_err(|error| translate(text, origin, &error))?;
         config.name_listeners();
         config.validate(origin)?;
         Ok(config)
@@ -98,11 +97,7 @@ fn translate(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
     } else if let Some(field) = backticked(message, "unknown field `") {
         // Unknown-field spans point at the key itself, so `path` already
         // ends with it.
-        let key = if path.is_empty() {
-            field.to_owned()
-        } else {
-            path
-        };
+        let key = if path.is_empty() { field.to_owned() } else { path };
         let message = match suggest(field, message) {
             Some(near) => format!("unknown key (did you mean \"{near}\"?)"),
             None => "unknown key".to_owned(),
@@ -150,10 +145,7 @@ fn key_at(document: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
     let mut found = Vec::new();
     walk_table(document, span.start, "", &mut found);
     // Prefer exact hits, then the narrowest container: the deepest one.
-    found
-        .into_iter()
-        .min_by_key(|c| (!c.exact, c.width))
-        .map(|c| c.path)
+    found.into_iter().min_by_key(|c| (!c.exact, c.width)).map(|c| c.path)
 }
 
 fn walk_table(table: &DeTable<'_>, offset: usize, prefix: &str, found: &mut Vec<Candidate>) {
@@ -247,9 +239,7 @@ mod tests {
     const L2: &str = "[[listener]]\nbind = \"127.0.0.1:1884\"\n";
 
     fn err(text: &str) -> String {
-        Config::from_toml_str(text, "tern.toml")
-            .unwrap_err()
-            .to_string()
+        Config::from_toml_str(text, "tern.toml").unwrap_err().to_string()
     }
 
     fn err_at(text: &str) -> ConfigError {
@@ -314,38 +304,21 @@ mod tests {
             error.starts_with("tern.toml: limits.max_pakcet_size: unknown key"),
             "{error}"
         );
-        assert!(
-            error.contains("did you mean \"max_packet_size\""),
-            "{error}"
-        );
+        assert!(error.contains("did you mean \"max_packet_size\""), "{error}");
         assert!(error.contains("line 2, column 1"), "{error}");
 
         let error = err(&format!("bogus = 1\n{L}"));
-        assert!(
-            error.starts_with("tern.toml: bogus: unknown key"),
-            "{error}"
-        );
+        assert!(error.starts_with("tern.toml: bogus: unknown key"), "{error}");
         assert!(!error.contains("did you mean"), "{error}");
 
-        let error = err(&format!(
-            "{L}[[listener]]\nbind = \"127.0.0.1:1\"\nfoo = 1\n"
-        ));
-        assert!(
-            error.starts_with("tern.toml: listener[1].foo: unknown key"),
-            "{error}"
-        );
+        let error = err(&format!("{L}[[listener]]\nbind = \"127.0.0.1:1\"\nfoo = 1\n"));
+        assert!(error.starts_with("tern.toml: listener[1].foo: unknown key"), "{error}");
 
         let error = err(&format!("limits.max_qso = 1\n{L}"));
-        assert!(
-            error.starts_with("tern.toml: limits.max_qso: unknown key"),
-            "{error}"
-        );
+        assert!(error.starts_with("tern.toml: limits.max_qso: unknown key"), "{error}");
 
         let error = err("listener = [{ bind = \"1.2.3.4:1\", x = 1 }]");
-        assert!(
-            error.starts_with("tern.toml: listener[0].x: unknown key"),
-            "{error}"
-        );
+        assert!(error.starts_with("tern.toml: listener[0].x: unknown key"), "{error}");
     }
 
     #[test]
@@ -377,10 +350,7 @@ mod tests {
             ),
             (format!("limits = 5\n{L}"), "limits"),
             (format!("[log]\nformat = \"xml\"\n{L}"), "log.format"),
-            (
-                format!("{L}[[listener]]\nbind = \"nope\"\n"),
-                "listener[1].bind",
-            ),
+            (format!("{L}[[listener]]\nbind = \"nope\"\n"), "listener[1].bind"),
             (
                 format!("{L}[[listener]]\nbind = \"1.2.3.4:1\"\nprotocol = \"http\"\n"),
                 "listener[1].protocol",
@@ -397,12 +367,7 @@ mod tests {
         for (text, key) in cases {
             let error = err_at(&text);
             assert_eq!(error.key(), Some(key), "{error}");
-            assert!(
-                error
-                    .to_string()
-                    .starts_with(&format!("tern.toml: {key}: ")),
-                "{error}"
-            );
+            assert!(error.to_string().starts_with(&format!("tern.toml: {key}: ")), "{error}");
         }
     }
 
@@ -430,9 +395,7 @@ mod tests {
         let error = err_at(&format!("[limits\n{L}"));
         assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
         assert!(
-            error
-                .to_string()
-                .starts_with("tern.toml: line 1, column 8: "),
+            error.to_string().starts_with("tern.toml: line 1, column 8: "),
             "{error}"
         );
     }
@@ -441,19 +404,13 @@ mod tests {
     fn missing_file_names_file() {
         let error = Config::load(Path::new("/nonexistent/tern.toml")).unwrap_err();
         let text = error.to_string();
-        assert!(
-            text.starts_with("/nonexistent/tern.toml: cannot read: "),
-            "{text}"
-        );
-        assert!(
-            matches!(error, ConfigError::Read { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound)
-        );
+        assert!(text.starts_with("/nonexistent/tern.toml: cannot read: "), "{text}");
+        assert!(matches!(error, ConfigError::Read { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound));
     }
 
     #[test]
     fn load_reads_a_file() {
-        let path =
-            std::env::temp_dir().join(format!("tern-config-test-{}.toml", std::process::id()));
+        let path = std::env::temp_dir().join(format!("tern-config-test-{}.toml", std::process::id()));
         std::fs::write(&path, DEFAULT_CONFIG_TOML).unwrap();
         let loaded = Config::load(&path);
         std::fs::remove_file(&path).unwrap();

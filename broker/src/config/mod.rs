@@ -25,8 +25,5 @@ mod validate;
 
 pub use error::{ConfigError, Location};
 pub use load::DEFAULT_CONFIG_TOML;
-pub use schema::{
-    Config, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, RuntimeConfig,
-    SysConfig,
-};
+pub use schema::{Config, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, RuntimeConfig, SysConfig};
 pub use units::{ByteSize, HumanDuration};

@@ -58,9 +58,7 @@ impl FromStr for ByteSize {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || UnitError(format!("{SIZE_EXAMPLE}, got {text:?}"));
         let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(trimmed.len());
+        let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
         let (digits, unit) = trimmed.split_at(split);
         if digits.is_empty() {
             return Err(bad());
@@ -138,9 +136,7 @@ impl FromStr for HumanDuration {
         }
         let mut total = Duration::ZERO;
         while !rest.is_empty() {
-            let split = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
+            let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
             let (digits, after) = rest.split_at(split);
             if digits.is_empty() {
                 return Err(bad());
@@ -294,9 +290,7 @@ pub mod bytes_u32 {
 
 /// `deserialize_with` for listener addresses: std's parse error ("invalid
 /// socket address syntax") does not say what was given or what would work.
-pub fn socket_addr<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<std::net::SocketAddr, D::Error> {
+pub fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<std::net::SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(|_| {
         de::Error::custom(format!(
@@ -333,22 +327,11 @@ mod tests {
 
     #[test]
     fn sizes_reject() {
-        for text in [
-            "",
-            "MiB",
-            "16 apples",
-            "1.5MiB",
-            "-1",
-            "16Mi",
-            "99999999999TiB",
-        ] {
+        for text in ["", "MiB", "16 apples", "1.5MiB", "-1", "16Mi", "99999999999TiB"] {
             assert!(text.parse::<ByteSize>().is_err(), "{text}");
         }
         let err = "16 apples".parse::<ByteSize>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"expected a size like "256KiB", got "16 apples""#
-        );
+        assert_eq!(err.to_string(), r#"expected a size like "256KiB", got "16 apples""#);
     }
 
     #[test]
@@ -383,11 +366,7 @@ mod tests {
             ("250us", Duration::from_micros(250)),
         ];
         for (text, want) in table {
-            assert_eq!(
-                text.parse::<HumanDuration>(),
-                Ok(HumanDuration(*want)),
-                "{text}"
-            );
+            assert_eq!(text.parse::<HumanDuration>(), Ok(HumanDuration(*want)), "{text}");
         }
     }
 

@@ -29,10 +29,7 @@ impl Config {
         let l = &self.limits;
 
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return bad(
-                "log.level",
-                format!("invalid filter {:?}: {error}", self.log.level),
-            );
+            return bad("log.level", format!("invalid filter {:?}: {error}", self.log.level));
         }
         if l.max_connections == 0 {
             return bad("limits.max_connections", "must be at least 1".into());
@@ -53,10 +50,7 @@ impl Config {
             return bad("limits.max_inflight", "must be at least 1".into());
         }
         if l.max_qos > 2 {
-            return bad(
-                "limits.max_qos",
-                format!("must be 0, 1 or 2, got {}", l.max_qos),
-            );
+            return bad("limits.max_qos", format!("must be 0, 1 or 2, got {}", l.max_qos));
         }
         // Session expiry travels as a four byte number of seconds.
         if l.max_session_expiry > Duration::from_secs(u64::from(u32::MAX)) {
@@ -105,10 +99,7 @@ impl Config {
             if !listener.protocol.is_supported() {
                 return bad(
                     &key("protocol"),
-                    format!(
-                        "{:?} is not supported yet by this build",
-                        listener.protocol.as_str()
-                    ),
+                    format!("{:?} is not supported yet by this build", listener.protocol.as_str()),
                 );
             }
             if listener.max_connections == Some(0) {
@@ -225,11 +216,7 @@ mod tests {
 
         let mut config = base();
         config.listeners.push(listener("b", "127.0.0.1:1883"));
-        assert!(
-            error(&config).starts_with(
-                "tern.toml: listener[1].bind: 127.0.0.1:1883 conflicts with listener[0]"
-            )
-        );
+        assert!(error(&config).starts_with("tern.toml: listener[1].bind: 127.0.0.1:1883 conflicts with listener[0]"));
 
         // The wildcard address overlaps every address of its family.
         let mut config = base();
@@ -257,14 +244,10 @@ mod tests {
     fn unsupported_protocol() {
         for protocol in ["mqtts", "ws", "wss"] {
             let text = format!("[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\n");
-            let error = Config::from_toml_str(&text, "tern.toml")
-                .unwrap_err()
-                .to_string();
+            let error = Config::from_toml_str(&text, "tern.toml").unwrap_err().to_string();
             assert_eq!(
                 error,
-                format!(
-                    "tern.toml: listener[0].protocol: \"{protocol}\" is not supported yet by this build"
-                )
+                format!("tern.toml: listener[0].protocol: \"{protocol}\" is not supported yet by this build")
             );
         }
     }
@@ -274,9 +257,7 @@ mod tests {
         type Change = fn(&mut Config);
         let cases: &[(&str, Change)] = &[
             ("limits.max_packet_size", |c| c.limits.max_packet_size = 63),
-            ("limits.max_packet_size", |c| {
-                c.limits.max_packet_size = 268_435_461
-            }),
+            ("limits.max_packet_size", |c| c.limits.max_packet_size = 268_435_461),
             ("limits.receive_maximum", |c| c.limits.receive_maximum = 0),
             ("limits.max_inflight", |c| c.limits.max_inflight = 0),
             ("limits.max_qos", |c| c.limits.max_qos = 3),
@@ -287,9 +268,7 @@ mod tests {
             ("limits.max_session_expiry", |c| {
                 c.limits.max_session_expiry = Duration::from_secs(u64::from(u32::MAX) + 1)
             }),
-            ("limits.max_client_id_len", |c| {
-                c.limits.max_client_id_len = 0
-            }),
+            ("limits.max_client_id_len", |c| c.limits.max_client_id_len = 0),
             ("log.level", |c| c.log.level = "tern=loud".to_owned()),
             ("listener[0].max_connections", |c| {
                 c.listeners[0].max_connections = Some(0)
@@ -312,9 +291,7 @@ mod tests {
     #[test]
     fn out_of_range_from_the_file() {
         let text = "[limits]\nmax_packet_size = \"32B\"\n[[listener]]\nbind = \"127.0.0.1:1\"\n";
-        let error = Config::from_toml_str(text, "tern.toml")
-            .unwrap_err()
-            .to_string();
+        let error = Config::from_toml_str(text, "tern.toml").unwrap_err().to_string();
         assert_eq!(
             error,
             "tern.toml: limits.max_packet_size: must be between 64 and 268435460 bytes, got 32"

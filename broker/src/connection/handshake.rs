@@ -92,7 +92,13 @@ pub async fn handshake(
     }
     if connect.properties.authentication_method.is_some() {
         // No enhanced authentication method is supported yet [MQTT-4.12.0-1].
-        return refuse(stream, protocol, ReasonCode::BAD_AUTHENTICATION_METHOD, "unsupported authentication method").await;
+        return refuse(
+            stream,
+            protocol,
+            ReasonCode::BAD_AUTHENTICATION_METHOD,
+            "unsupported authentication method",
+        )
+        .await;
     }
     let info = ConnectInfo {
         client_id: &client_id,
@@ -115,7 +121,10 @@ pub async fn handshake(
     };
     let expiry_interval = requested_expiry.min(max_expiry);
 
-    let attached = match broker.attach(&client_id, connect.clean_start, protocol, expiry_interval).await {
+    let attached = match broker
+        .attach(&client_id, connect.clean_start, protocol, expiry_interval)
+        .await
+    {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(error = %e, "refusing connection");
@@ -173,7 +182,12 @@ pub async fn handshake(
         session_present = attached.session_present,
         "client connected"
     );
-    let send_window = connect.properties.receive_maximum.unwrap_or(u16::MAX).min(limits.max_inflight).max(1);
+    let send_window = connect
+        .properties
+        .receive_maximum
+        .unwrap_or(u16::MAX)
+        .min(limits.max_inflight)
+        .max(1);
     let connect = *connect;
     Some(Accepted {
         stream,
@@ -189,7 +203,10 @@ pub async fn handshake(
     })
 }
 
-async fn read_connect(stream: &mut TcpStream, max_packet_size: u32) -> Result<(Box<Connect>, BytesMut), ReadConnectError> {
+async fn read_connect(
+    stream: &mut TcpStream,
+    max_packet_size: u32,
+) -> Result<(Box<Connect>, BytesMut), ReadConnectError> {
     let mut buf = BytesMut::with_capacity(256);
     loop {
         if let Some(&first) = buf.first() {
@@ -254,17 +271,27 @@ fn check_will(connect: &Connect, broker: &Broker) -> Result<(), (ReasonCode, &'s
         return Err((ReasonCode::TOPIC_NAME_INVALID, "will topic not valid"));
     }
     if will.qos as u8 > broker.limits.max_qos {
-        return Err((ReasonCode::QOS_NOT_SUPPORTED, "will QoS above maximum QoS [MQTT-3.2.2-12]"));
+        return Err((
+            ReasonCode::QOS_NOT_SUPPORTED,
+            "will QoS above maximum QoS [MQTT-3.2.2-12]",
+        ));
     }
     if will.retain && !broker.limits.retain_available {
-        return Err((ReasonCode::RETAIN_NOT_SUPPORTED, "will retain not available [MQTT-3.2.2-13]"));
+        return Err((
+            ReasonCode::RETAIN_NOT_SUPPORTED,
+            "will retain not available [MQTT-3.2.2-13]",
+        ));
     }
     Ok(())
 }
 
 async fn refuse(mut stream: TcpStream, protocol: Protocol, reason: ReasonCode, why: &'static str) -> Option<Accepted> {
     tracing::info!(reason = format_args!("{:#04x}", reason.0), why, "refusing connection");
-    let connack = Packet::ConnAck(ConnAck { session_present: false, reason_code: reason, properties: ConnAckProperties::default() });
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason_code: reason,
+        properties: ConnAckProperties::default(),
+    });
     let mut out = BytesMut::new();
     if codec::encode(&connack, protocol, &mut out).is_ok() {
         let _ = stream.write_all(&out).await;

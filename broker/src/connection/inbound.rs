@@ -34,14 +34,17 @@ impl Conn {
                 Ok(())
             }
             Packet::Disconnect(d) => self.on_disconnect(d),
-            Packet::Connect(_) => Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "second CONNECT [MQTT-3.1.0-2]")),
+            Packet::Connect(_) => Err(CloseReason::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "second CONNECT [MQTT-3.1.0-2]",
+            )),
             Packet::Auth(_) => Err(CloseReason::protocol(
                 ReasonCode::PROTOCOL_ERROR,
                 "AUTH without an authentication method in CONNECT [MQTT-4.12.0-6]",
             )),
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "server-to-client packet sent by a client"))
-            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => Err(
+                CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "server-to-client packet sent by a client"),
+            ),
         }
     }
 
@@ -55,10 +58,22 @@ impl Conn {
         let broker = self.broker.clone();
         let limits = &broker.limits;
         if p.qos as u8 > limits.max_qos {
-            return Err(CloseReason::protocol(ReasonCode::QOS_NOT_SUPPORTED, "QoS above Maximum QoS [MQTT-3.2.2-11]"));
+            return Err(CloseReason::protocol(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                "QoS above Maximum QoS [MQTT-3.2.2-11]",
+            ));
         }
         if p.retain && !limits.retain_available {
-            return Err(CloseReason::protocol(ReasonCode::RETAIN_NOT_SUPPORTED, "retain not available [MQTT-3.2.2-14]"));
+            return Err(CloseReason::protocol(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retain not available [MQTT-3.2.2-14]",
+            ));
+        }
+        if !p.properties.subscription_identifiers.is_empty() {
+            return Err(CloseReason::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier in a client PUBLISH [MQTT-3.3.4-6]",
+            ));
         }
         self.resolve_topic_alias(&mut p)?;
         self.stats.messages_received += 1;
@@ -71,7 +86,10 @@ impl Conn {
             if duplicate {
                 // Already routed; the PUBREC went missing. Route once only
                 // [MQTT-4.3.3-10].
-                self.send(&Packet::PubRec(PubResp { packet_id: p.packet_id, ..Default::default() }));
+                self.send(&Packet::PubRec(PubResp {
+                    packet_id: p.packet_id,
+                    ..Default::default()
+                }));
                 return Ok(());
             }
             if full {
@@ -90,9 +108,17 @@ impl Conn {
             ReasonCode::NOT_AUTHORIZED
         } else {
             let matched = self.route(p);
-            if matched == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+            if matched == 0 {
+                ReasonCode::NO_MATCHING_SUBSCRIBERS
+            } else {
+                ReasonCode::SUCCESS
+            }
         };
-        let ack = PubResp { packet_id, reason_code: reason, properties: AckProperties::default() };
+        let ack = PubResp {
+            packet_id,
+            reason_code: reason,
+            properties: AckProperties::default(),
+        };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
@@ -127,7 +153,10 @@ impl Conn {
             match slot {
                 Some(topic) => p.topic = topic.clone(),
                 None => {
-                    return Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "unknown topic alias [MQTT-3.3.2-12]"));
+                    return Err(CloseReason::protocol(
+                        ReasonCode::PROTOCOL_ERROR,
+                        "unknown topic alias [MQTT-3.3.2-12]",
+                    ));
                 }
             }
         } else {
@@ -139,7 +168,10 @@ impl Conn {
     fn route(&mut self, p: Publish) -> usize {
         let now = Instant::now();
         let mut props = p.properties;
-        let expires_at = props.message_expiry_interval.take().map(|s| now + Duration::from_secs(u64::from(s)));
+        let expires_at = props
+            .message_expiry_interval
+            .take()
+            .map(|s| now + Duration::from_secs(u64::from(s)));
         props.topic_alias = None;
         props.subscription_identifiers.clear();
         let msg = Arc::new(Message {
@@ -156,7 +188,10 @@ impl Conn {
 
     fn on_ack(&mut self, packet_id: u16, stage: InflightStage, qos: QoS) {
         let mut st = self.attached.session.state.lock();
-        let known = st.outgoing.iter().any(|i| i.packet_id == packet_id && i.stage == stage && i.delivery.qos == qos);
+        let known = st
+            .outgoing
+            .iter()
+            .any(|i| i.packet_id == packet_id && i.stage == stage && i.delivery.qos == qos);
         if known {
             st.outgoing.complete(packet_id, stage);
         } else {
@@ -174,8 +209,16 @@ impl Conn {
         }
         let known = st.outgoing.release(r.packet_id);
         drop(st);
-        let reason = if known { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
-        self.send(&Packet::PubRel(PubResp { packet_id: r.packet_id, reason_code: reason, ..Default::default() }));
+        let reason = if known {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(&Packet::PubRel(PubResp {
+            packet_id: r.packet_id,
+            reason_code: reason,
+            ..Default::default()
+        }));
         Ok(())
     }
 
@@ -186,8 +229,16 @@ impl Conn {
             st.incoming_qos2.swap_remove(i);
         }
         drop(st);
-        let reason = if pos.is_some() { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
-        self.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason_code: reason, ..Default::default() }));
+        let reason = if pos.is_some() {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(&Packet::PubComp(PubResp {
+            packet_id: r.packet_id,
+            reason_code: reason,
+            ..Default::default()
+        }));
         Ok(())
     }
 
@@ -213,7 +264,10 @@ impl Conn {
                 continue;
             }
             if share.is_some() && opts.no_local {
-                return Err(CloseReason::protocol(ReasonCode::PROTOCOL_ERROR, "No Local on a shared subscription [MQTT-3.8.3-4]"));
+                return Err(CloseReason::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "No Local on a shared subscription [MQTT-3.8.3-4]",
+                ));
             }
             let qos = QoS::from_u8((opts.qos as u8).min(limits.max_qos)).unwrap_or(QoS::AtMostOnce);
             let sub = Subscription {
@@ -223,7 +277,10 @@ impl Conn {
                 retain_handling: opts.retain_handling,
                 id: s.subscription_identifier,
             };
-            let existed = self.broker.router.subscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)), sub);
+            let existed =
+                self.broker
+                    .router
+                    .subscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)), sub);
             session.state.lock().subscriptions.insert(Box::from(&**filter), sub);
             if !existed {
                 crate::metrics::Metrics::add(&self.broker.metrics.subscriptions, 1);
@@ -231,13 +288,18 @@ impl Conn {
             // Retained messages are never sent for a shared subscription
             // [MQTT-3.8.4-4 v5 §4.8.2]; retain handling 1 sends them only for a
             // new one, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
-            let send_retained = share.is_none() && (opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed));
+            let send_retained =
+                share.is_none() && (opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed));
             if send_retained {
                 retained.extend(self.broker.router.retained_for(inner, &sub, now));
             }
             codes.push(ReasonCode(qos as u8));
         }
-        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties: AckProperties::default(), reason_codes: codes }));
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
         for d in retained {
             session.offer(d);
         }
@@ -250,7 +312,10 @@ impl Conn {
         for filter in &u.filters {
             let share = parse_shared(filter).ok().flatten();
             let removed_here = session.state.lock().subscriptions.remove(&**filter).is_some();
-            let removed = self.broker.router.unsubscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)));
+            let removed =
+                self.broker
+                    .router
+                    .unsubscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)));
             if removed_here || removed {
                 crate::metrics::Metrics::sub(&self.broker.metrics.subscriptions, 1);
                 codes.push(ReasonCode::SUCCESS);
@@ -258,7 +323,11 @@ impl Conn {
                 codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);
             }
         }
-        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: AckProperties::default(), reason_codes: codes }));
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
         Ok(())
     }
 

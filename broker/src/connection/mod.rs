@@ -67,7 +67,13 @@ impl CloseReason {
 }
 
 /// Serves one accepted TCP connection to its end.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, listener: Arc<ListenerSettings>, shutdown: ShutdownSignal) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    listener: Arc<ListenerSettings>,
+    shutdown: ShutdownSignal,
+) {
     let span = tracing::info_span!("conn", %peer, listener = %listener.name, client_id = tracing::field::Empty);
     async move {
         let _ = stream.set_nodelay(true);

@@ -100,7 +100,10 @@ impl Conn {
                     self.stats.messages_sent += 1;
                 }
                 InflightStage::Released => {
-                    let rel = Packet::PubRel(PubResp { packet_id: i.packet_id, ..Default::default() });
+                    let rel = Packet::PubRel(PubResp {
+                        packet_id: i.packet_id,
+                        ..Default::default()
+                    });
                     if let Err(e) = codec::encode(&rel, self.protocol, &mut self.wbuf) {
                         tracing::error!(error = %e, "cannot encode PUBREL");
                     }

@@ -243,14 +243,20 @@ impl Conn {
             CloseReason::KeepAliveTimeout => tracing::info!(reason = %reason, "client disconnected"),
             CloseReason::Io(e) => tracing::debug!(error = %e, "client connection lost"),
             CloseReason::Decode(_) | CloseReason::Protocol { .. } => {
-                Metrics::add(&self.broker.metrics.malformed_packets, u64::from(matches!(reason, CloseReason::Decode(_))));
+                Metrics::add(
+                    &self.broker.metrics.malformed_packets,
+                    u64::from(matches!(reason, CloseReason::Decode(_))),
+                );
                 tracing::warn!(reason = %reason, "closing connection")
             }
         }
         if self.protocol.is_v5()
             && let Some(code) = reason.disconnect_code()
         {
-            let d = Packet::Disconnect(Disconnect { reason_code: code, ..Default::default() });
+            let d = Packet::Disconnect(Disconnect {
+                reason_code: code,
+                ..Default::default()
+            });
             let _ = codec::encode(&d, self.protocol, &mut self.wbuf);
         }
         if !self.wbuf.is_empty() {
@@ -265,7 +271,12 @@ impl Conn {
             let delay = w.properties.will_delay_interval.unwrap_or(0);
             (Arc::new(will_message(w, self.attached.session.id)), delay)
         });
-        let Conn { broker, attached, expiry_interval, .. } = self;
+        let Conn {
+            broker,
+            attached,
+            expiry_interval,
+            ..
+        } = self;
         broker.detach(attached, will, expiry_interval);
     }
 }
@@ -288,7 +299,9 @@ fn will_message(w: LastWill, origin: u64) -> Message {
         qos: w.qos,
         retain: w.retain,
         properties: (!properties.is_empty()).then(|| Box::new(properties)),
-        expires_at: p.message_expiry_interval.map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
+        expires_at: p
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
         origin,
     }
 }

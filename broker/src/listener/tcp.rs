@@ -63,7 +63,11 @@ impl ConnTracker {
 /// Binds with SO_REUSEADDR so a restarted broker can take its port back
 /// while old connections sit in TIME_WAIT.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
@@ -93,7 +97,9 @@ pub async fn accept_loop(
             }
         };
         let over_broker = tracker.live() >= broker.limits.max_connections;
-        let over_listener = settings.max_connections.is_some_and(|m| listener_live.load(Ordering::Relaxed) >= m);
+        let over_listener = settings
+            .max_connections
+            .is_some_and(|m| listener_live.load(Ordering::Relaxed) >= m);
         if over_broker || over_listener {
             Metrics::add(&broker.metrics.connections_refused, 1);
             tracing::warn!(listener = %settings.name, %peer, "connection limit reached; closing new connection");
@@ -103,7 +109,10 @@ pub async fn accept_loop(
         Metrics::add(&broker.metrics.connections_total, 1);
         tracker.inner.live.fetch_add(1, Ordering::AcqRel);
         listener_live.fetch_add(1, Ordering::Relaxed);
-        let guard = TrackerGuard { tracker: tracker.inner.clone(), listener_live: listener_live.clone() };
+        let guard = TrackerGuard {
+            tracker: tracker.inner.clone(),
+            listener_live: listener_live.clone(),
+        };
         let (broker, settings, shutdown) = (broker.clone(), settings.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _guard = guard;

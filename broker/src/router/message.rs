@@ -34,7 +34,9 @@ impl Message {
             let left = at.saturating_duration_since(now);
             // Round up so a message with 0.4 s left is not sent as "0", which
             // would read as "expires now" to a bridge downstream.
-            u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX).max(1)
+            u32::try_from(left.as_millis().div_ceil(1000))
+                .unwrap_or(u32::MAX)
+                .max(1)
         })
     }
 

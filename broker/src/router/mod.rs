@@ -58,10 +58,20 @@ impl Router {
 
     /// Adds or replaces a subscription; returns true if it replaced one
     /// [MQTT-3.8.4-3]. `filter` is the full filter, `$share/...` included.
-    pub fn subscribe(&self, session: &Arc<Session>, filter: &str, share: Option<(&str, &str)>, sub: Subscription) -> bool {
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &str,
+        share: Option<(&str, &str)>,
+        sub: Subscription,
+    ) -> bool {
         match share {
             Some((group, inner)) => self.shared.subscribe(group, inner, session, sub),
-            None => self.subs.write().insert(filter, SessionRef(session.clone()), sub).is_some(),
+            None => self
+                .subs
+                .write()
+                .insert(filter, SessionRef(session.clone()), sub)
+                .is_some(),
         }
     }
 

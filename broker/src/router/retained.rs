@@ -25,7 +25,10 @@ pub struct Retained {
 
 impl Retained {
     pub fn new(max: usize) -> Retained {
-        Retained { map: RwLock::new(TopicMap::default()), max }
+        Retained {
+            map: RwLock::new(TopicMap::default()),
+            max,
+        }
     }
 
     /// Stores `msg` as the topic's retained message, or clears it when the

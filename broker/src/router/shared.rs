@@ -51,7 +51,12 @@ impl SharedGroup {
             return None;
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let online = others.iter().cycle().skip(start % others.len()).take(others.len()).find(|(s, _)| s.state.lock().online);
+        let online = others
+            .iter()
+            .cycle()
+            .skip(start % others.len())
+            .take(others.len())
+            .find(|(s, _)| s.state.lock().online);
         let (s, sub) = online.copied().unwrap_or(others[start % others.len()]);
         Some((s.clone(), *sub))
     }

@@ -53,7 +53,11 @@ impl Outgoing {
     }
 
     pub fn push(&mut self, packet_id: u16, delivery: Delivery) {
-        self.items.push_back(Inflight { packet_id, stage: InflightStage::Published, delivery });
+        self.items.push_back(Inflight {
+            packet_id,
+            stage: InflightStage::Published,
+            delivery,
+        });
     }
 
     /// Removes a message acknowledged by PUBACK or PUBCOMP. Acks usually come
@@ -88,6 +92,8 @@ impl Outgoing {
     }
 
     fn position(&self, packet_id: u16, stage: InflightStage) -> Option<usize> {
-        self.items.iter().position(|i| i.packet_id == packet_id && i.stage == stage)
+        self.items
+            .iter()
+            .position(|i| i.packet_id == packet_id && i.stage == stage)
     }
 }

@@ -41,7 +41,13 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(msg: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
-        Delivery { msg, qos, retain, subscription_id: None, via: None }
+        Delivery {
+            msg,
+            qos,
+            retain,
+            subscription_id: None,
+            via: None,
+        }
     }
 }
 
@@ -137,7 +143,10 @@ impl Session {
             return Offer::Skipped;
         }
         let was_empty = st.queue.is_empty();
-        match st.queue.push(d, self.limits.max_queued_messages, self.limits.max_queued_bytes) {
+        match st
+            .queue
+            .push(d, self.limits.max_queued_messages, self.limits.max_queued_bytes)
+        {
             PushOutcome::Queued => {}
             PushOutcome::QueuedEvicted => st.dropped += 1,
             PushOutcome::Dropped => {

@@ -153,19 +153,34 @@ mod tests {
     #[test]
     fn full_queue_evicts_oldest_qos0_first() {
         let mut q = OutQueue::default();
-        assert_eq!(q.push(delivery(QoS::AtLeastOnce, b"a"), 2, 1 << 20), PushOutcome::Queued);
+        assert_eq!(
+            q.push(delivery(QoS::AtLeastOnce, b"a"), 2, 1 << 20),
+            PushOutcome::Queued
+        );
         assert_eq!(q.push(delivery(QoS::AtMostOnce, b"b"), 2, 1 << 20), PushOutcome::Queued);
-        assert_eq!(q.push(delivery(QoS::AtLeastOnce, b"c"), 2, 1 << 20), PushOutcome::QueuedEvicted);
+        assert_eq!(
+            q.push(delivery(QoS::AtLeastOnce, b"c"), 2, 1 << 20),
+            PushOutcome::QueuedEvicted
+        );
         assert_eq!(q.len(), 2);
-        assert_eq!(q.pop_front().map(|d| d.msg.payload.clone()), Some(bytes::Bytes::from_static(b"a")));
-        assert_eq!(q.pop_front().map(|d| d.msg.payload.clone()), Some(bytes::Bytes::from_static(b"c")));
+        assert_eq!(
+            q.pop_front().map(|d| d.msg.payload.clone()),
+            Some(bytes::Bytes::from_static(b"a"))
+        );
+        assert_eq!(
+            q.pop_front().map(|d| d.msg.payload.clone()),
+            Some(bytes::Bytes::from_static(b"c"))
+        );
     }
 
     #[test]
     fn full_queue_of_qos1_refuses_newcomer() {
         let mut q = OutQueue::default();
         q.push(delivery(QoS::AtLeastOnce, b"a"), 1, 1 << 20);
-        assert_eq!(q.push(delivery(QoS::AtLeastOnce, b"b"), 1, 1 << 20), PushOutcome::Dropped);
+        assert_eq!(
+            q.push(delivery(QoS::AtLeastOnce, b"b"), 1, 1 << 20),
+            PushOutcome::Dropped
+        );
         assert_eq!(q.len(), 1);
     }
 

@@ -51,7 +51,10 @@ impl Registry {
     }
 
     pub fn is_current(&self, session: &Arc<Session>) -> bool {
-        self.sessions.lock().get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session))
+        self.sessions
+            .lock()
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
     }
 
     pub fn len(&self) -> usize {

@@ -16,17 +16,16 @@ pub(super) struct Entries<K, V> {
 
 impl<K, V> Default for Entries<K, V> {
     fn default() -> Self {
-        Entries { items: Vec::new(), index: None }
+        Entries {
+            items: Vec::new(),
+            index: None,
+        }
     }
 }
 
 impl<K: Eq + Hash + Clone, V> Entries<K, V> {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
     }
 
     fn position(&self, key: &K) -> Option<usize> {
@@ -45,7 +44,13 @@ impl<K: Eq + Hash + Clone, V> Entries<K, V> {
         }
         self.items.push((key, value));
         if self.index.is_none() && self.items.len() > INDEX_FROM {
-            self.index = Some(self.items.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+            self.index = Some(
+                self.items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.clone(), i))
+                    .collect(),
+            );
         }
         None
     }

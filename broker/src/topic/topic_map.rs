@@ -14,7 +14,10 @@ struct Node<V> {
 
 impl<V> Default for Node<V> {
     fn default() -> Self {
-        Node { value: None, children: HashMap::new() }
+        Node {
+            value: None,
+            children: HashMap::new(),
+        }
     }
 }
 
@@ -41,7 +44,10 @@ pub struct TopicMap<V> {
 
 impl<V> Default for TopicMap<V> {
     fn default() -> Self {
-        TopicMap { root: Node::default(), len: 0 }
+        TopicMap {
+            root: Node::default(),
+            len: 0,
+        }
     }
 }
 
@@ -192,7 +198,12 @@ mod tests {
     }
 
     fn level() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just(String::new()), Just("$x".to_string())]
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just(String::new()),
+            Just("$x".to_string())
+        ]
     }
 
     proptest! {

@@ -19,7 +19,12 @@ struct Node<K, V> {
 
 impl<K, V> Default for Node<K, V> {
     fn default() -> Self {
-        Node { children: HashMap::new(), plus: None, hash: Entries::default(), exact: Entries::default() }
+        Node {
+            children: HashMap::new(),
+            plus: None,
+            hash: Entries::default(),
+            exact: Entries::default(),
+        }
     }
 }
 
@@ -39,7 +44,10 @@ pub struct SubscriptionTree<K, V> {
 
 impl<K, V> Default for SubscriptionTree<K, V> {
     fn default() -> Self {
-        SubscriptionTree { root: Node::default(), len: 0 }
+        SubscriptionTree {
+            root: Node::default(),
+            len: 0,
+        }
     }
 }
 
@@ -192,7 +200,12 @@ mod tests {
     }
 
     fn level() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just(String::new()), Just("$x".to_string())]
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just(String::new()),
+            Just("$x".to_string())
+        ]
     }
 
     fn topic() -> impl Strategy<Value = String> {
@@ -200,14 +213,16 @@ mod tests {
     }
 
     fn filter() -> impl Strategy<Value = String> {
-        (prop::collection::vec(prop_oneof![level(), Just("+".to_string())], 0..4), any::<bool>()).prop_map(
-            |(mut v, hash)| {
+        (
+            prop::collection::vec(prop_oneof![level(), Just("+".to_string())], 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(mut v, hash)| {
                 if hash || v.is_empty() {
                     v.push("#".to_string());
                 }
                 v.join("/")
-            },
-        )
+            })
     }
 
     proptest! {

@@ -122,7 +122,11 @@ mod tests {
             assert!(validate_filter(ok).is_ok(), "{ok}");
         }
         for bad in ["a#", "a/#/b", "#/a", "a/b#"] {
-            assert_eq!(validate_filter(bad), Err(TopicError::MultiLevelWildcardMisplaced), "{bad}");
+            assert_eq!(
+                validate_filter(bad),
+                Err(TopicError::MultiLevelWildcardMisplaced),
+                "{bad}"
+            );
         }
     }
 
@@ -132,7 +136,11 @@ mod tests {
             assert!(validate_filter(ok).is_ok(), "{ok}");
         }
         for bad in ["a+", "a/+b", "+a/b"] {
-            assert_eq!(validate_filter(bad), Err(TopicError::SingleLevelWildcardMisplaced), "{bad}");
+            assert_eq!(
+                validate_filter(bad),
+                Err(TopicError::SingleLevelWildcardMisplaced),
+                "{bad}"
+            );
         }
     }
 
@@ -144,13 +152,22 @@ mod tests {
 
     #[test]
     fn mqtt_4_8_2_shared_filter_parsing() {
-        assert_eq!(parse_shared("$share/g/a/+"), Ok(Some(SharedFilter { group: "g", filter: "a/+" })));
+        assert_eq!(
+            parse_shared("$share/g/a/+"),
+            Ok(Some(SharedFilter {
+                group: "g",
+                filter: "a/+"
+            }))
+        );
         assert_eq!(parse_shared("a/b"), Ok(None));
         assert_eq!(parse_shared("$share//a"), Err(TopicError::InvalidShareName));
         assert_eq!(parse_shared("$share/g+/a"), Err(TopicError::InvalidShareName));
         assert_eq!(parse_shared("$share/g"), Err(TopicError::MissingSharedFilter));
         assert_eq!(parse_shared("$share/g/"), Err(TopicError::MissingSharedFilter));
-        assert_eq!(parse_shared("$share/g/a#"), Err(TopicError::MultiLevelWildcardMisplaced));
+        assert_eq!(
+            parse_shared("$share/g/a#"),
+            Err(TopicError::MultiLevelWildcardMisplaced)
+        );
     }
 
     #[test]
