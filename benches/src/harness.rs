@@ -195,7 +195,9 @@ pub fn tern_config(port: u16) -> String {
 
 /// `set_tcp_nodelay true`: Mosquitto leaves Nagle on by default, which with
 /// the subscriber's delayed ACKs adds tens of milliseconds to small-message
-/// latency; Tern (tokio) sets TCP_NODELAY, so this is the equivalent config.
+/// latency. Tern is expected to set TCP_NODELAY on accepted sockets (as
+/// tokio servers usually do); if it does not, drop this line to compare
+/// like with like.
 pub fn mosquitto_config(port: u16) -> String {
     format!(
         "listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 20\nmax_queued_messages 1000\n\
