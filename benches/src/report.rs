@@ -220,7 +220,9 @@ pub fn chart(rep: &Report) -> String {
     let width = label_w + plot_w + 150.0;
     let height = top + row_h * rows.len() as f64 + 40.0;
     let x = |ratio: f64| {
-        let l = ratio.max(0.25).min(4.0).log2(); // -2 ..= 2
+        // Non-finite whisker ends (a zero in some round) sit on the 1.0 line.
+        let r = if ratio.is_finite() { ratio } else { 1.0 };
+        let l = r.clamp(0.25, 4.0).log2(); // -2 ..= 2
         label_w + (l + 2.0) / 4.0 * plot_w
     };
     let mut s = String::new();
@@ -239,10 +241,9 @@ pub fn chart(rep: &Report) -> String {
     );
     for tick in [0.25, 0.5, 1.0, 2.0, 4.0] {
         let tx = x(tick);
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r##"<line x1="{tx}" y1="{top}" x2="{tx}" y2="{y2}" stroke="{c}" stroke-width="{w}"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="#555">{tick}×</text>
-"##,
+            r##"<line x1="{tx}" y1="{top}" x2="{tx}" y2="{y2}" stroke="{c}" stroke-width="{w}"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="#555">{tick}×</text>"##,
             y2 = height - 30.0,
             ty = height - 14.0,
             c = if tick == 1.0 { "#000" } else { "#ddd" },
