@@ -121,7 +121,7 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         conns: usize,
         /// Handshakes in flight.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
         /// Seconds to hold the connections open (read the broker's memory now).
         #[arg(long, default_value_t = 10.0)]
