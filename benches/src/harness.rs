@@ -234,45 +234,44 @@ fn mem_metrics(out: &mut Vec<Metric>, scenario: &str, pid: u32) -> Result<procst
     Ok(mem)
 }
 
-/// One broker, one round: every scenario in a fixed order, memory first so
-/// the idle figure is read from a fresh process.
-async fn one_round(args: &CompareArgs, kind: Kind, port: u16, dir: &Path) -> Result<Vec<Metric>> {
-    let bin = match kind {
-        Kind::Tern => resolve_tern(&args.tern_bin),
-        Kind::Mosquitto => args.mosquitto_bin.clone(),
-    };
-    let broker = Broker::start(kind, &bin, port, Some(args.broker_cpu), dir)?;
-    let t = Target {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        proto: args.proto,
-        broker_pid: Some(broker.pid),
-    };
+/// The measured steps, in order. Memory comes first so the idle figure is
+/// read from a fresh process.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    IdleMem,
+    IdleConns,
+    Qos0,
+    Qos1,
+    Fanout,
+    Rate,
+    Topics,
+    Retained,
+}
+
+/// Memory steps run with one broker alive at a time: two processes of the
+/// same binary share their file-backed pages, which would then drop out of
+/// Private_* and skew an A/A run.
+const MEM_STEPS: [Step; 2] = [Step::IdleMem, Step::IdleConns];
+const STEPS: [Step; 4] = [Step::Qos0, Step::Qos1, Step::Fanout, Step::Rate];
+const EXTRA_STEPS: [Step; 2] = [Step::Topics, Step::Retained];
+
+/// One step against one broker; metrics are appended to `out`.
+async fn run_step(
+    args: &CompareArgs,
+    step: Step,
+    t: Target,
+    pid: u32,
+    out: &mut Vec<Metric>,
+) -> Result<()> {
     let dur = Duration::from_secs_f64(args.duration);
     let settle = Duration::from_millis(if args.quick { 300 } else { 1000 });
-    let mut out = Vec::new();
-
-    tokio::time::sleep(settle).await;
-    let idle_mem = mem_metrics(&mut out, "idle", broker.pid)?;
-
-    // 64 handshakes in flight stays under Mosquitto's listen backlog (100);
-    // beyond it dropped SYNs cost 1 s retransmits and the "rate" measures
-    // that timeout instead of the broker.
-    let (mut conns, ms) = idle::open(t, args.idle_conns, 64).await?;
-    tokio::time::sleep(settle).await;
-    let scen = format!("idle_{}", args.idle_conns);
-    add(&mut out, &scen, ms, &[]);
-    let held = mem_metrics(&mut out, &scen, broker.pid)?;
-    let per_conn = |a: u64, b: u64| (b as f64 - a as f64) * 1024.0 / args.idle_conns.max(1) as f64;
-    out.push(metric(
-        &format!("{scen}.private_per_conn"),
-        "B/conn",
-        per_conn(idle_mem.private_kib, held.private_kib),
-        Better::Lower,
-    ));
-    idle::check(&mut conns).await?;
-    idle::close(conns);
-    tokio::time::sleep(settle).await;
-
+    let base = flow::Opts {
+        qos: 0,
+        payload: 64,
+        duration: dur,
+        window: 20,
+        rate: None,
+    };
     // delivered_pct is left out of QoS 0 saturation runs: publishers outrun
     // any broker there, and the backlog in socket buffers is not loss.
     let thr = [
@@ -288,61 +287,164 @@ async fn one_round(args: &CompareArgs, kind: Kind, port: u16, dir: &Path) -> Res
         "gen_cpu",
         "gen_ceiling_per_s",
     ];
-    let base = flow::Opts {
-        qos: 0,
-        payload: 64,
-        duration: dur,
-        window: 20,
-        rate: None,
-    };
-    let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &base).await?;
-    add(&mut out, "qos0_10to10", ms, &thr);
-    let q1 = flow::Opts {
-        qos: 1,
-        ..base.clone()
-    };
-    let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &q1).await?;
-    add(&mut out, "qos1_10to10", ms, &thr1);
-    let ms = flow::run(t, &flow::Plan::pubsub(1, 100, true), &base).await?;
-    add(&mut out, "fanout_1to100", ms, &thr);
-    let fixed = flow::Opts {
-        rate: Some(args.rate),
-        ..base.clone()
-    };
-    let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &fixed).await?;
-    let scen = format!("rate_{}k", (args.rate / 1000.0).round());
-    add(
-        &mut out,
-        &scen,
-        ms,
-        &[
-            "broker_cpu_per_msg",
-            "delivered_pct",
-            "lat_p50",
-            "lat_p99",
-            "lat_p999",
-            "gen_cpu",
-        ],
-    );
-
-    if args.extra {
-        let n = if args.quick { 10_000 } else { 100_000 };
-        let ms = topics::run(t, n, 10, 10, &base).await?;
-        add(
-            &mut out,
-            "topics_100k",
-            ms,
-            &[
+    let extra_n = if args.quick { 10_000 } else { 100_000 };
+    match step {
+        Step::IdleMem => {
+            mem_metrics(out, "idle", pid)?;
+        }
+        Step::IdleConns => {
+            let idle_mem = procstat::proc_mem(pid)?;
+            // 64 handshakes in flight stays under Mosquitto's listen backlog
+            // (100); beyond it dropped SYNs cost 1 s retransmits and the
+            // "rate" measures that timeout instead of the broker.
+            let (mut conns, ms) = idle::open(t, args.idle_conns, 64).await?;
+            tokio::time::sleep(settle).await;
+            let scen = format!("idle_{}", args.idle_conns);
+            add(out, &scen, ms, &[]);
+            let held = mem_metrics(out, &scen, pid)?;
+            let per_conn = (held.private_kib as f64 - idle_mem.private_kib as f64) * 1024.0
+                / args.idle_conns.max(1) as f64;
+            out.push(metric(
+                &format!("{scen}.private_per_conn"),
+                "B/conn",
+                per_conn,
+                Better::Lower,
+            ));
+            idle::check(&mut conns).await?;
+            idle::close(conns);
+            tokio::time::sleep(settle).await;
+        }
+        Step::Qos0 => {
+            let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &base).await?;
+            add(out, "qos0_10to10", ms, &thr);
+        }
+        Step::Qos1 => {
+            let q1 = flow::Opts {
+                qos: 1,
+                ..base.clone()
+            };
+            let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &q1).await?;
+            add(out, "qos1_10to10", ms, &thr1);
+        }
+        Step::Fanout => {
+            let ms = flow::run(t, &flow::Plan::pubsub(1, 100, true), &base).await?;
+            add(out, "fanout_1to100", ms, &thr);
+        }
+        Step::Rate => {
+            let fixed = flow::Opts {
+                rate: Some(args.rate),
+                ..base.clone()
+            };
+            let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &fixed).await?;
+            let scen = format!("rate_{}k", (args.rate / 1000.0).round());
+            let keep = [
+                "broker_cpu_per_msg",
+                "delivered_pct",
+                "lat_p50",
+                "lat_p99",
+                "lat_p999",
+                "gen_cpu",
+            ];
+            add(out, &scen, ms, &keep);
+        }
+        Step::Topics => {
+            let ms = topics::run(t, extra_n, 10, 10, &base).await?;
+            let keep = [
                 "subscribe_per_s",
                 "delivered_per_s",
-                "delivered_pct",
                 "gen_cpu",
-            ],
-        );
-        let ms = retained::run(t, n / 10, 64, 20).await?;
-        add(&mut out, "retained", ms, &[]);
+                "gen_ceiling_per_s",
+            ];
+            add(out, &format!("topics_{}k", extra_n / 1000), ms, &keep);
+        }
+        Step::Retained => {
+            let ms = retained::run(t, extra_n / 10, 64, 20).await?;
+            add(out, "retained", ms, &[]);
+        }
     }
-    broker.stop();
+    // Let the broker drain and free what the step left behind before the
+    // other broker is loaded.
+    tokio::time::sleep(settle / 2).await;
+    Ok(())
+}
+
+struct Side {
+    kind: Kind,
+    port: u16,
+    label: &'static str,
+}
+
+/// One round: both brokers fresh, then every step on A and B back to back
+/// (order flipping per step and round), so slow drift on a shared machine
+/// hits both sides of each ratio alike. Both brokers are pinned to the same
+/// core; the one not under load is idle.
+async fn one_round(args: &CompareArgs, round: usize, dir: &Path) -> Result<[Vec<Metric>; 2]> {
+    let sides = [
+        Side {
+            kind: args.a,
+            port: args.port,
+            label: "A",
+        },
+        Side {
+            kind: args.b,
+            port: args.port + 1,
+            label: "B",
+        },
+    ];
+    let start = |k: usize| -> Result<Broker> {
+        let s = &sides[k];
+        let bin = match s.kind {
+            Kind::Tern => resolve_tern(&args.tern_bin),
+            Kind::Mosquitto => args.mosquitto_bin.clone(),
+        };
+        Broker::start(s.kind, &bin, s.port, Some(args.broker_cpu), dir)
+            .with_context(|| format!("start {} ({}) on port {}", s.kind.name(), s.label, s.port))
+    };
+    let target = |k: usize, b: &Broker| Target {
+        addr: SocketAddr::from(([127, 0, 0, 1], sides[k].port)),
+        proto: args.proto,
+        broker_pid: Some(b.pid),
+    };
+    let settle = Duration::from_millis(if args.quick { 300 } else { 1000 });
+    let mut out: [Vec<Metric>; 2] = [Vec::new(), Vec::new()];
+    let first = round % 2;
+    for k in [first, 1 - first] {
+        let b = start(k)?;
+        tokio::time::sleep(settle).await;
+        for step in MEM_STEPS {
+            run_step(args, step, target(k, &b), b.pid, &mut out[k])
+                .await
+                .with_context(|| {
+                    format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label)
+                })?;
+        }
+        b.stop();
+    }
+
+    let brokers = [start(0)?, start(1)?];
+    tokio::time::sleep(settle).await;
+    let steps = STEPS
+        .iter()
+        .chain(if args.extra { &EXTRA_STEPS[..] } else { &[] });
+    for (i, step) in steps.enumerate() {
+        let first = (round + i) % 2;
+        for k in [first, 1 - first] {
+            run_step(
+                args,
+                *step,
+                target(k, &brokers[k]),
+                brokers[k].pid,
+                &mut out[k],
+            )
+            .await
+            .with_context(|| {
+                format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label)
+            })?;
+        }
+    }
+    for b in brokers {
+        b.stop();
+    }
     Ok(out)
 }
 
@@ -380,40 +482,20 @@ pub async fn compare(mut args: CompareArgs) -> Result<()> {
     let work = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("results")
         .join("tmp");
-    let (port_a, port_b) = (args.port, args.port + 1);
     let mut rounds = RoundMetrics::default();
     for r in 0..args.rounds {
-        // Alternate who goes first so drift on a shared machine (thermal,
-        // neighbours) does not always favour the same broker.
-        let order = if r % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_a in order {
-            let (kind, port) = if is_a {
-                (args.a, port_a)
-            } else {
-                (args.b, port_b)
-            };
-            let started = Instant::now();
-            let ms = one_round(&args, kind, port, &work)
-                .await
-                .with_context(|| format!("round {} on {} (port {port})", r + 1, kind.name()))?;
-            eprintln!(
-                "round {}/{} {:<9} ({}) done in {:.1} s",
-                r + 1,
-                args.rounds,
-                kind.name(),
-                if is_a { "A" } else { "B" },
-                started.elapsed().as_secs_f64()
-            );
-            if is_a {
-                rounds.a.push(ms)
-            } else {
-                rounds.b.push(ms)
-            }
-        }
+        let started = Instant::now();
+        let [a, b] = one_round(&args, r, &work)
+            .await
+            .with_context(|| format!("round {}", r + 1))?;
+        rounds.a.push(a);
+        rounds.b.push(b);
+        eprintln!(
+            "round {}/{} done in {:.1} s",
+            r + 1,
+            args.rounds,
+            started.elapsed().as_secs_f64()
+        );
     }
     let rep = report::build(&args, &rounds);
     report::print_table(&rep);

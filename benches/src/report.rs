@@ -165,8 +165,15 @@ pub fn print_table(rep: &Report) {
         rep.date, rep.a_name, rep.b_name, m.nproc, m.cpu_model
     );
     println!(
-        "rounds {}, {} s per scenario, MQTT {:?}, broker on cpu {}, generator on cpu {}\n",
-        rep.args.rounds, rep.args.duration, rep.args.proto, rep.args.broker_cpu, rep.args.gen_cpu
+        "rounds {}, {} s per scenario, MQTT {}, broker on cpu {}, generator on cpu {}\n",
+        rep.args.rounds,
+        rep.args.duration,
+        match rep.args.proto {
+            crate::client::Proto::V311 => "3.1.1",
+            crate::client::Proto::V5 => "5.0",
+        },
+        rep.args.broker_cpu,
+        rep.args.gen_cpu
     );
     println!(
         "| metric | unit | A: {} | B: {} | A/B | A/B per round (min–max) | A spread | B spread |",
@@ -217,7 +224,7 @@ fn esc(s: &str) -> String {
 pub fn chart(rep: &Report) -> String {
     let rows: Vec<&Row> = rep.rows.iter().filter(|r| r.ratio.is_finite()).collect();
     let (label_w, plot_w, row_h, top) = (300.0, 520.0, 22.0, 56.0);
-    let width = label_w + plot_w + 150.0;
+    let width = label_w + plot_w + 280.0;
     let height = top + row_h * rows.len() as f64 + 40.0;
     let x = |ratio: f64| {
         // Non-finite whisker ends (a zero in some round) sit on the 1.0 line.
