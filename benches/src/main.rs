@@ -51,6 +51,9 @@ struct Common {
     /// Runtime worker threads; 1 = current-thread runtime (pin with taskset).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
+    /// Print the metrics as one JSON object instead of text.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -149,7 +152,7 @@ enum Scenario {
     },
 }
 
-async fn run(t: Target, s: Scenario) -> Result<()> {
+async fn run(t: Target, s: Scenario, json: bool) -> Result<()> {
     let (title, ms) = match s {
         Scenario::Pubsub { pubs, subs, f } => (
             "pubsub",
@@ -199,7 +202,14 @@ async fn run(t: Target, s: Scenario) -> Result<()> {
             f,
         } => ("topics", topics::run(t, n, pubs, subs, &f.opts()).await?),
     };
-    print_metrics(title, &ms);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "scenario": title, "metrics": ms })
+        );
+    } else {
+        print_metrics(title, &ms);
+    }
     Ok(())
 }
 
@@ -234,7 +244,7 @@ fn main() -> Result<()> {
                     proto: common.proto,
                     broker_pid: common.broker_pid,
                 };
-                run(t, scenario).await
+                run(t, scenario, common.json).await
             }
             Cmd::Compare(a) => harness::compare(a).await,
         }
