@@ -503,3 +503,35 @@ pub async fn compare(mut args: CompareArgs) -> Result<()> {
     println!("\nwrote {}\nwrote {}", json.display(), svg.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_equivalent() {
+        let t = tern_config(18830);
+        assert!(t.contains("bind = \"127.0.0.1:18830\""));
+        assert!(t.contains("max_inflight = 20") && t.contains("max_queued_messages = 1000"));
+        let m = mosquitto_config(18831);
+        for want in [
+            "listener 18831 127.0.0.1",
+            "allow_anonymous true",
+            "max_inflight_messages 20",
+            "max_queued_messages 1000",
+            "max_connections -1",
+            "persistence false",
+        ] {
+            assert!(m.contains(want), "mosquitto config lacks {want}");
+        }
+    }
+
+    #[test]
+    fn tern_config_parses_as_toml_shape() {
+        // No toml dependency here: check the table headers the broker expects.
+        let t = tern_config(1);
+        for h in ["[log]", "[limits]", "[[listener]]"] {
+            assert!(t.contains(h));
+        }
+    }
+}
