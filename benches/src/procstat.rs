@@ -1,0 +1,142 @@
+//! Process accounting: our own CPU (getrusage), a broker's CPU and memory
+//! (/proc), and the few process knobs the harness needs (rlimit, affinity).
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// CPU seconds (user + system) used so far by this process, all threads.
+pub fn self_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// utime + stime of `pid` in seconds, from /proc/PID/stat. Resolution is
+/// one clock tick (usually 10 ms), so callers measure over seconds.
+pub fn proc_cpu_secs(pid: u32) -> Result<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = s
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')' the first field is #3 (state); utime is #14, stime #15.
+    let utime: u64 = f.get(11).context("no utime")?.parse()?;
+    let stime: u64 = f.get(12).context("no stime")?.parse()?;
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((utime + stime) as f64 / hz)
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Mem {
+    /// Resident set (VmRSS), KiB: includes shared library pages.
+    pub rss_kib: u64,
+    /// Private_Clean + Private_Dirty (smaps_rollup), KiB: what this process
+    /// alone costs, the fairer number when comparing brokers.
+    pub private_kib: u64,
+}
+
+pub fn proc_mem(pid: u32) -> Result<Mem> {
+    let field = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(key))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    Ok(Mem {
+        rss_kib: field(&status, "VmRSS:"),
+        private_kib: field(&rollup, "Private_Clean:") + field(&rollup, "Private_Dirty:"),
+    })
+}
+
+/// Raise RLIMIT_NOFILE as far as allowed: 10,000 idle connections need
+/// 10,000 descriptors here and in the broker, which inherits the limit.
+pub fn raise_nofile(want: u64) -> u64 {
+    // SAFETY: plain syscalls on a stack struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let wanted = libc::rlimit {
+            rlim_cur: want.max(lim.rlim_cur),
+            rlim_max: want.max(lim.rlim_max),
+        };
+        // Raising the hard limit needs CAP_SYS_RESOURCE; fall back to it.
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur
+    }
+}
+
+/// Pin this process (all current and future threads) to one CPU.
+pub fn pin_self(cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            anyhow::bail!(
+                "sched_setaffinity({cpu}): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Samples taken at the edges of a measurement window.
+#[derive(Clone, Copy)]
+pub struct Sample {
+    pub at: std::time::Instant,
+    pub self_cpu: f64,
+    pub broker_cpu: Option<f64>,
+}
+
+impl Sample {
+    pub fn take(broker: Option<u32>) -> Sample {
+        Sample {
+            at: std::time::Instant::now(),
+            self_cpu: self_cpu_secs(),
+            broker_cpu: broker.and_then(|p| proc_cpu_secs(p).ok()),
+        }
+    }
+}
+
+/// CPU use between two samples, as a share of one core (1.0 = one core busy).
+pub struct Usage {
+    pub wall: f64,
+    pub gen_cores: f64,
+    pub broker_cpu_secs: Option<f64>,
+}
+
+pub fn usage(a: &Sample, b: &Sample) -> Usage {
+    let wall = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    Usage {
+        wall,
+        gen_cores: (b.self_cpu - a.self_cpu) / wall,
+        broker_cpu_secs: a.broker_cpu.zip(b.broker_cpu).map(|(x, y)| y - x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_proc() {
+        let pid = std::process::id();
+        assert!(proc_cpu_secs(pid).is_ok());
+        let m = proc_mem(pid).expect("mem");
+        assert!(m.rss_kib > 0 && m.private_kib > 0);
+        assert!(self_cpu_secs() >= 0.0);
+    }
+}
