@@ -238,12 +238,7 @@ pub struct Conn {
 pub const READ_CHUNK: usize = 256 * 1024;
 
 impl Conn {
-    pub async fn connect(
-        addr: SocketAddr,
-        proto: Proto,
-        client_id: &str,
-        keep_alive: u16,
-    ) -> Result<Conn> {
+    pub async fn connect(addr: SocketAddr, proto: Proto, client_id: &str, keep_alive: u16) -> Result<Conn> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connect {addr}"))?;
@@ -283,9 +278,7 @@ impl Conn {
             // Codes start after pkid (+ v5 properties); >= 0x80 is failure.
             let codes = match self.proto {
                 Proto::V311 => body.get(2..),
-                Proto::V5 => body
-                    .get(2..)
-                    .and_then(|r| varint(r).and_then(|(l, u)| r.get(u + l..))),
+                Proto::V5 => body.get(2..).and_then(|r| varint(r).and_then(|(l, u)| r.get(u + l..))),
             };
             if codes.unwrap_or(&[]).iter().any(|c| *c >= 0x80) {
                 bail!("SUBACK rejected a filter");

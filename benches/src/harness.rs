@@ -83,13 +83,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn start(
-        kind: Kind,
-        bin: &Path,
-        port: u16,
-        cpu: Option<usize>,
-        dir: &Path,
-    ) -> Result<Broker> {
+    pub fn start(kind: Kind, bin: &Path, port: u16, cpu: Option<usize>, dir: &Path) -> Result<Broker> {
         fs::create_dir_all(dir)?;
         let conf = dir.join(format!("{}-{port}.conf", kind.name()));
         let ready = dir.join(format!("tern-{port}.ready"));
@@ -129,10 +123,7 @@ impl Broker {
             .stderr(log)
             .spawn()
             .with_context(|| format!("spawn {}", bin.display()))?;
-        let mut b = Broker {
-            pid: child.id(),
-            child,
-        };
+        let mut b = Broker { pid: child.id(), child };
         b.wait_ready(kind, port, &ready)?;
         Ok(b)
     }
@@ -145,17 +136,13 @@ impl Broker {
                 bail!("{} exited during startup: {st}", kind.name());
             }
             // Tern announces readiness; Mosquitto is ready when it accepts.
-            let announced =
-                kind != Kind::Tern || fs::metadata(ready).map(|m| m.len() > 0).unwrap_or(false);
+            let announced = kind != Kind::Tern || fs::metadata(ready).map(|m| m.len() > 0).unwrap_or(false);
             if announced && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!(
-            "{} did not accept connections on {addr} within 15 s",
-            kind.name()
-        )
+        bail!("{} did not accept connections on {addr} within 15 s", kind.name())
     }
 
     pub fn stop(mut self) {
@@ -256,13 +243,7 @@ const STEPS: [Step; 4] = [Step::Qos0, Step::Qos1, Step::Fanout, Step::Rate];
 const EXTRA_STEPS: [Step; 2] = [Step::Topics, Step::Retained];
 
 /// One step against one broker; metrics are appended to `out`.
-async fn run_step(
-    args: &CompareArgs,
-    step: Step,
-    t: Target,
-    pid: u32,
-    out: &mut Vec<Metric>,
-) -> Result<()> {
+async fn run_step(args: &CompareArgs, step: Step, t: Target, pid: u32, out: &mut Vec<Metric>) -> Result<()> {
     let dur = Duration::from_secs_f64(args.duration);
     let settle = Duration::from_millis(if args.quick { 300 } else { 1000 });
     let base = flow::Opts {
@@ -274,12 +255,7 @@ async fn run_step(
     };
     // delivered_pct is left out of QoS 0 saturation runs: publishers outrun
     // any broker there, and the backlog in socket buffers is not loss.
-    let thr = [
-        "delivered_per_s",
-        "broker_cpu",
-        "gen_cpu",
-        "gen_ceiling_per_s",
-    ];
+    let thr = ["delivered_per_s", "broker_cpu", "gen_cpu", "gen_ceiling_per_s"];
     let thr1 = [
         "delivered_per_s",
         "delivered_pct",
@@ -302,8 +278,8 @@ async fn run_step(
             let scen = format!("idle_{}", args.idle_conns);
             add(out, &scen, ms, &[]);
             let held = mem_metrics(out, &scen, pid)?;
-            let per_conn = (held.private_kib as f64 - idle_mem.private_kib as f64) * 1024.0
-                / args.idle_conns.max(1) as f64;
+            let per_conn =
+                (held.private_kib as f64 - idle_mem.private_kib as f64) * 1024.0 / args.idle_conns.max(1) as f64;
             out.push(metric(
                 &format!("{scen}.private_per_conn"),
                 "B/conn",
@@ -319,10 +295,7 @@ async fn run_step(
             add(out, "qos0_10to10", ms, &thr);
         }
         Step::Qos1 => {
-            let q1 = flow::Opts {
-                qos: 1,
-                ..base.clone()
-            };
+            let q1 = flow::Opts { qos: 1, ..base.clone() };
             let ms = flow::run(t, &flow::Plan::pubsub(10, 10, false), &q1).await?;
             add(out, "qos1_10to10", ms, &thr1);
         }
@@ -349,12 +322,7 @@ async fn run_step(
         }
         Step::Topics => {
             let ms = topics::run(t, extra_n, 10, 10, &base).await?;
-            let keep = [
-                "subscribe_per_s",
-                "delivered_per_s",
-                "gen_cpu",
-                "gen_ceiling_per_s",
-            ];
+            let keep = ["subscribe_per_s", "delivered_per_s", "gen_cpu", "gen_ceiling_per_s"];
             add(out, &format!("topics_{}k", extra_n / 1000), ms, &keep);
         }
         Step::Retained => {
@@ -414,32 +382,20 @@ async fn one_round(args: &CompareArgs, round: usize, dir: &Path) -> Result<[Vec<
         for step in MEM_STEPS {
             run_step(args, step, target(k, &b), b.pid, &mut out[k])
                 .await
-                .with_context(|| {
-                    format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label)
-                })?;
+                .with_context(|| format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label))?;
         }
         b.stop();
     }
 
     let brokers = [start(0)?, start(1)?];
     tokio::time::sleep(settle).await;
-    let steps = STEPS
-        .iter()
-        .chain(if args.extra { &EXTRA_STEPS[..] } else { &[] });
+    let steps = STEPS.iter().chain(if args.extra { &EXTRA_STEPS[..] } else { &[] });
     for (i, step) in steps.enumerate() {
         let first = (round + i) % 2;
         for k in [first, 1 - first] {
-            run_step(
-                args,
-                *step,
-                target(k, &brokers[k]),
-                brokers[k].pid,
-                &mut out[k],
-            )
-            .await
-            .with_context(|| {
-                format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label)
-            })?;
+            run_step(args, *step, target(k, &brokers[k]), brokers[k].pid, &mut out[k])
+                .await
+                .with_context(|| format!("{step:?} on {} ({})", sides[k].kind.name(), sides[k].label))?;
         }
     }
     for b in brokers {
@@ -474,14 +430,11 @@ pub async fn compare(mut args: CompareArgs) -> Result<()> {
         );
     }
     let day = report::today();
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("results")
-            .join(&day)
-    });
-    let work = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("results")
-        .join("tmp");
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results").join(&day));
+    let work = Path::new(env!("CARGO_MANIFEST_DIR")).join("results").join("tmp");
     let mut rounds = RoundMetrics::default();
     for r in 0..args.rounds {
         let started = Instant::now();

@@ -17,10 +17,7 @@ use client::Proto;
 use scenarios::{Target, flow, idle, print_metrics, retained, topics};
 
 #[derive(Parser)]
-#[command(
-    name = "tern-bench",
-    about = "MQTT load generator and broker comparison harness"
-)]
+#[command(name = "tern-bench", about = "MQTT load generator and broker comparison harness")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -203,10 +200,7 @@ async fn run(t: Target, s: Scenario, json: bool) -> Result<()> {
         } => ("topics", topics::run(t, n, pubs, subs, &f.opts()).await?),
     };
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "scenario": title, "metrics": ms })
-        );
+        println!("{}", serde_json::json!({ "scenario": title, "metrics": ms }));
     } else {
         print_metrics(title, &ms);
     }
@@ -227,9 +221,7 @@ fn main() -> Result<()> {
     // One core is what the generator gets in `compare`; a current-thread
     // runtime there avoids cross-thread wakeups entirely.
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)

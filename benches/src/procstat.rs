@@ -16,13 +16,9 @@ pub fn self_cpu_secs() -> f64 {
 /// utime + stime of `pid` in seconds, from /proc/PID/stat. Resolution is
 /// one clock tick (usually 10 ms), so callers measure over seconds.
 pub fn proc_cpu_secs(pid: u32) -> Result<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("read /proc/{pid}/stat"))?;
     // The command name may contain spaces; fields resume after the last ')'.
-    let rest = s
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed stat")?;
+    let rest = s.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ')' the first field is #3 (state); utime is #14, stime #15.
     let utime: u64 = f.get(11).context("no utime")?.parse()?;
@@ -84,10 +80,7 @@ pub fn pin_self(cpu: usize) -> Result<()> {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            anyhow::bail!(
-                "sched_setaffinity({cpu}): {}",
-                std::io::Error::last_os_error()
-            );
+            anyhow::bail!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
         }
     }
     Ok(())

@@ -71,9 +71,7 @@ pub fn median(v: &[f64]) -> f64 {
 fn spread_pct(v: &[f64]) -> f64 {
     let (lo, hi) = v
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
-            (l.min(*x), h.max(*x))
-        });
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(*x), h.max(*x)));
     let m = median(v);
     if m.abs() < f64::EPSILON {
         0.0
@@ -84,11 +82,7 @@ fn spread_pct(v: &[f64]) -> f64 {
 
 fn ratio(a: f64, b: f64) -> f64 {
     if b.abs() < f64::EPSILON {
-        if a.abs() < f64::EPSILON {
-            1.0
-        } else {
-            f64::NAN
-        }
+        if a.abs() < f64::EPSILON { 1.0 } else { f64::NAN }
     } else {
         a / b
     }
@@ -109,12 +103,7 @@ pub fn build(args: &CompareArgs, r: &RoundMetrics) -> Report {
     for m in first {
         let pick = |side: &[Vec<Metric>]| -> Vec<f64> {
             side.iter()
-                .map(|round| {
-                    round
-                        .iter()
-                        .find(|x| x.key == m.key)
-                        .map_or(f64::NAN, |x| x.value)
-                })
+                .map(|round| round.iter().find(|x| x.key == m.key).map_or(f64::NAN, |x| x.value))
                 .collect()
         };
         let (a, b) = (pick(&r.a), pick(&r.b));
@@ -213,9 +202,7 @@ pub fn write(rep: &Report, dir: &Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Horizontal bars of A/B per metric on a log2 axis (0.25× … 4×), a line at
@@ -309,12 +296,7 @@ fn machine() -> Machine {
         .arg("-h")
         .output()
         .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_string)
-        })
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
         .unwrap_or_default();
     Machine {
         // Not available_parallelism(): the harness has pinned itself to one

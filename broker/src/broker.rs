@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
-use crate::codec::Protocol;
+use crate::codec::{Protocol, ReasonCode};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::router::{FanOut, Message, RetainOutcome, Router};
-use crate::session::{Registry, Session, SessionLimits};
+use crate::session::{Kick, Registry, Session, SessionLimits};
 use crate::topic::parse_shared;
 
 /// How long a new connection waits for the one it takes over to let go.
@@ -38,8 +38,9 @@ pub struct Broker {
 pub struct Attached {
     pub session: Arc<Session>,
     pub session_present: bool,
-    /// Notified when another connection takes the session over.
-    pub kick: Arc<Notify>,
+    /// Set when another connection takes the session over or the broker
+    /// shuts down.
+    pub kick: Arc<Kick>,
     pub owner: OwnedMutexGuard<()>,
 }
 
@@ -94,10 +95,7 @@ impl Broker {
                 }
                 return Ok(self.finish_attach(session, owner, false, protocol, expiry_interval));
             };
-            let kick = old.state.lock().kick.take();
-            if let Some(kick) = kick {
-                kick.notify_one();
-            }
+            old.kick(ReasonCode::SESSION_TAKEN_OVER);
             let owner = tokio::time::timeout(TAKEOVER_TIMEOUT, old.owner.clone().lock_owned())
                 .await
                 .map_err(|_| AttachError::TakeoverTimeout(TAKEOVER_TIMEOUT))?;
@@ -120,7 +118,7 @@ impl Broker {
         protocol: Protocol,
         expiry_interval: u32,
     ) -> Attached {
-        let kick = Arc::new(Notify::new());
+        let kick = Arc::new(Kick::default());
         {
             let mut st = session.state.lock();
             st.online = true;
@@ -239,6 +237,13 @@ impl Broker {
         }
         if let Some(will) = will {
             self.publish(&will);
+        }
+    }
+
+    /// Asks every attached connection to close for shutdown.
+    pub fn kick_all(&self, reason: ReasonCode) {
+        for session in self.registry.all() {
+            session.kick(reason);
         }
     }
 

@@ -96,9 +96,13 @@ async fn mqtt_3_1_4_3_takeover_kicks_the_old_connection() {
     let b = broker();
     let old = attach(&b, "c1", false, 60).await;
     let kick = old.kick.clone();
+    let session = old.session.clone();
     let b2 = b.clone();
     let newer = tokio::spawn(async move { attach(&b2, "c1", false, 60).await });
-    kick.notified().await;
+    while kick.reason().is_none() {
+        session.wake.notified().await;
+    }
+    assert_eq!(kick.reason(), Some(ReasonCode::SESSION_TAKEN_OVER));
     b.detach(old, None, 60);
     let newer = newer.await.expect("join");
     assert!(newer.session_present);

@@ -98,6 +98,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     stop.await;
     tracing::info!(connections = tracker.live(), "shutting down");
     shutdown.trigger();
+    broker.kick_all(crate::codec::ReasonCode::SERVER_SHUTTING_DOWN);
     tracker.wait_idle(DRAIN_TIMEOUT).await;
     tracing::info!("stopped");
     Ok(())

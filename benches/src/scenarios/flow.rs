@@ -100,10 +100,7 @@ pub async fn publish(
     origin: Instant,
     deadline: TInstant,
 ) -> Result<(u64, u64)> {
-    let s = publisher(
-        &mut conn, &templates, qos, window, rate, limit, origin, deadline,
-    )
-    .await;
+    let s = publisher(&mut conn, &templates, qos, window, rate, limit, origin, deadline).await;
     conn.abort();
     s.map(|s| (s.sent, s.acked))
 }
@@ -295,16 +292,7 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
             .iter()
             .map(|tp| PublishTemplate::new(t.proto, tp, o.qos, false, o.payload))
             .collect();
-        pub_set.spawn(publish(
-            c,
-            tpls,
-            o.qos,
-            o.window,
-            per_pub_rate,
-            None,
-            origin,
-            deadline,
-        ));
+        pub_set.spawn(publish(c, tpls, o.qos, o.window, per_pub_rate, None, origin, deadline));
     }
     tokio::time::sleep_until(deadline).await;
     let after = Sample::take(t.broker_pid);
@@ -326,18 +314,8 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
     let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let expected = acked as f64 * plan.fanout;
     let mut m = vec![
-        metric(
-            "delivered_per_s",
-            "msg/s",
-            received as f64 / u.wall,
-            Better::Higher,
-        ),
-        metric(
-            "published_per_s",
-            "msg/s",
-            acked as f64 / u.wall,
-            Better::Higher,
-        ),
+        metric("delivered_per_s", "msg/s", received as f64 / u.wall, Better::Higher),
+        metric("published_per_s", "msg/s", acked as f64 / u.wall, Better::Higher),
         metric(
             "delivered_pct",
             "%",
@@ -387,11 +365,6 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
     }
     // Sent-but-unacked QoS 0 frames are just bytes in socket buffers; report
     // them so a reader can tell a slow broker from a slow generator.
-    m.push(metric(
-        "written_per_s",
-        "msg/s",
-        sent as f64 / u.wall,
-        Better::Info,
-    ));
+    m.push(metric("written_per_s", "msg/s", sent as f64 / u.wall, Better::Info));
     Ok(m)
 }

@@ -66,13 +66,7 @@ pub fn client_id(role: &str, i: usize) -> String {
 
 /// Open `n` connections with at most `concurrency` handshakes in flight
 /// (a connect storm of 10,000 at once would mostly measure SYN backlog drops).
-pub async fn connect_many(
-    t: Target,
-    role: &str,
-    n: usize,
-    concurrency: usize,
-    keep_alive: u16,
-) -> Result<Vec<Conn>> {
+pub async fn connect_many(t: Target, role: &str, n: usize, concurrency: usize, keep_alive: u16) -> Result<Vec<Conn>> {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
     for i in 0..n {

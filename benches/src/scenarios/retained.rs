@@ -13,9 +13,7 @@ use crate::procstat::{Sample, usage};
 fn topics(n: usize) -> Vec<String> {
     // Spread over a two-level tree so the broker's retained store is not
     // one flat list.
-    (0..n)
-        .map(|i| format!("bench/ret/{}/{}", i / 100, i % 100))
-        .collect()
+    (0..n).map(|i| format!("bench/ret/{}/{}", i / 100, i % 100)).collect()
 }
 
 async fn store(t: Target, n: usize, payload: usize, window: usize, origin: Instant) -> Result<()> {
@@ -26,8 +24,7 @@ async fn store(t: Target, n: usize, payload: usize, window: usize, origin: Insta
         .collect();
     let deadline = TInstant::now() + Duration::from_secs(120);
     // QoS 1: the last PUBACK means the broker has stored every message.
-    let (_, acked) =
-        super::flow::publish(c, tpls, 1, window, None, Some(n as u64), origin, deadline).await?;
+    let (_, acked) = super::flow::publish(c, tpls, 1, window, None, Some(n as u64), origin, deadline).await?;
     if acked < n as u64 {
         bail!("only {acked} of {n} retained messages were acknowledged");
     }
@@ -67,12 +64,7 @@ pub async fn run(t: Target, n: usize, payload: usize, window: usize) -> Result<V
     let (up, ud) = (usage(&s0, &s1), usage(&s1, &s2));
     let mut m = vec![
         metric("store_per_s", "msg/s", n as f64 / up.wall, Better::Higher),
-        metric(
-            "deliver_per_s",
-            "msg/s",
-            n as f64 / deliver_secs,
-            Better::Higher,
-        ),
+        metric("deliver_per_s", "msg/s", n as f64 / deliver_secs, Better::Higher),
         metric(
             "gen_cpu",
             "cores",

@@ -25,12 +25,6 @@ pub fn plan(n_topics: usize, pubs: usize, subs: usize) -> Plan {
     }
 }
 
-pub async fn run(
-    t: Target,
-    n_topics: usize,
-    pubs: usize,
-    subs: usize,
-    o: &Opts,
-) -> Result<Vec<Metric>> {
+pub async fn run(t: Target, n_topics: usize, pubs: usize, subs: usize, o: &Opts) -> Result<Vec<Metric>> {
     flow::run(t, &plan(n_topics, pubs, subs), o).await
 }

@@ -21,6 +21,7 @@ use crate::topic::validate_topic_name;
 /// A connection that passed the handshake.
 pub struct Accepted {
     pub stream: TcpStream,
+    pub broker: Arc<Broker>,
     pub attached: Attached,
     pub protocol: Protocol,
     /// Seconds; 0 disables keep alive.
@@ -50,10 +51,12 @@ enum ReadConnectError {
 
 pub async fn handshake(
     mut stream: TcpStream,
-    broker: &Arc<Broker>,
-    listener: &ListenerSettings,
+    broker: Arc<Broker>,
+    listener: Arc<ListenerSettings>,
     mut shutdown: ShutdownSignal,
 ) -> Option<Accepted> {
+    let broker = &broker;
+    let listener = &*listener;
     let limits = &broker.limits;
     let read = tokio::select! {
         r = tokio::time::timeout(limits.handshake_timeout, read_connect(&mut stream, limits.max_packet_size)) => r,
@@ -191,6 +194,7 @@ pub async fn handshake(
     let connect = *connect;
     Some(Accepted {
         stream,
+        broker: broker.clone(),
         attached,
         protocol,
         keep_alive,

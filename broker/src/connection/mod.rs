@@ -14,6 +14,7 @@ mod outbound;
 mod run;
 mod scratch;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,21 +68,25 @@ impl CloseReason {
 }
 
 /// Serves one accepted TCP connection to its end.
-pub async fn serve(
+///
+/// Not an `async fn`: its arguments would then live in the task for the
+/// connection's whole life. The handshake owns them, boxed, and is freed
+/// once done, so an idle connection's task holds only the run loop.
+pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     listener: Arc<ListenerSettings>,
     shutdown: ShutdownSignal,
-) {
+) -> impl Future<Output = ()> {
     let span = tracing::info_span!("conn", %peer, listener = %listener.name, client_id = tracing::field::Empty);
+    let _ = stream.set_nodelay(true);
+    let handshake = Box::pin(handshake::handshake(stream, broker, listener, shutdown.clone()));
     async move {
-        let _ = stream.set_nodelay(true);
-        let Some(accepted) = handshake::handshake(stream, &broker, &listener, shutdown.clone()).await else {
+        let Some((conn, rest)) = handshake.await.map(run::Conn::from_accepted) else {
             return;
         };
-        run::run(accepted, broker, shutdown).await;
+        run::run(conn, rest, shutdown).await;
     }
     .instrument(span)
-    .await
 }

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::CloseReason;
 use super::handshake::Accepted;
 use super::scratch::with_scratch;
 use crate::broker::{Attached, Broker};
-use crate::codec::{self, Disconnect, LastWill, Packet, Protocol};
+use crate::codec::{self, Disconnect, LastWill, Packet, Protocol, ReasonCode};
 use crate::metrics::Metrics;
 use crate::router::Message;
 use crate::shutdown::ShutdownSignal;
@@ -32,7 +33,8 @@ pub(super) struct Conn {
     pub protocol: Protocol,
     pub send_window: u16,
     pub client_max_packet: u32,
-    pub will: Option<LastWill>,
+    pub keep_alive: u16,
+    pub will: Option<Box<LastWill>>,
     pub expiry_interval: u32,
     pub connect_expiry_was_zero: bool,
     /// Inbound topic aliases, allocated on first use [MQTT-3.3.2-12].
@@ -57,27 +59,41 @@ pub(super) struct LocalStats {
     pub dropped: u64,
 }
 
-pub async fn run(accepted: Accepted, broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
-    let keep_alive = accepted.keep_alive;
-    let kick = accepted.attached.kick.clone();
-    let session = accepted.attached.session.clone();
-    let resend_pending = accepted.attached.session_present;
-    let mut conn = Conn {
-        stream: accepted.stream,
-        broker,
-        attached: accepted.attached,
-        protocol: accepted.protocol,
-        send_window: accepted.send_window,
-        client_max_packet: accepted.client_max_packet,
-        will: accepted.will,
-        expiry_interval: accepted.expiry_interval,
-        connect_expiry_was_zero: accepted.connect_expiry_was_zero,
-        aliases: Vec::new(),
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-        resend_pending,
-        stats: LocalStats::default(),
-    };
+impl Conn {
+    /// The boxed connection and the bytes that arrived after CONNECT.
+    pub(super) fn from_accepted(mut accepted: Accepted) -> (Box<Conn>, BytesMut) {
+        let rest = std::mem::take(&mut accepted.rest);
+        (Box::new(Conn::new(accepted)), rest)
+    }
+
+    fn new(accepted: Accepted) -> Conn {
+        Conn {
+            stream: accepted.stream,
+            broker: accepted.broker,
+            resend_pending: accepted.attached.session_present,
+            attached: accepted.attached,
+            protocol: accepted.protocol,
+            keep_alive: accepted.keep_alive,
+            send_window: accepted.send_window,
+            client_max_packet: accepted.client_max_packet,
+            will: accepted.will.map(Box::new),
+            expiry_interval: accepted.expiry_interval,
+            connect_expiry_was_zero: accepted.connect_expiry_was_zero,
+            aliases: Vec::new(),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            stats: LocalStats::default(),
+        }
+    }
+}
+
+/// Runs a connection to its end. The connection lives in a box so the
+/// task's future stays small: an idle connection costs the box, this loop's
+/// waiters and the socket.
+pub async fn run(mut conn: Box<Conn>, rest: BytesMut, shutdown: ShutdownSignal) {
+    let keep_alive = conn.keep_alive;
+    let kick = conn.attached.kick.clone();
+    let session = conn.attached.session.clone();
 
     // The server allows one and a half keep alive periods of silence
     // [MQTT-3.1.2-22].
@@ -87,14 +103,26 @@ pub async fn run(accepted: Accepted, broker: Arc<Broker>, mut shutdown: Shutdown
     let sleep = tokio::time::sleep(grace.unwrap_or(far));
     tokio::pin!(sleep);
 
-    let mut reason = if accepted.rest.is_empty() {
+    let mut reason = if rest.is_empty() {
         Ok(())
     } else {
-        let rest = accepted.rest;
         conn.process(&rest).map(|consumed| conn.keep_partial(&rest[consumed..]))
     };
+    drop(rest);
 
     while reason.is_ok() {
+        if let Some(code) = kick.reason() {
+            reason = Err(if code == ReasonCode::SESSION_TAKEN_OVER {
+                CloseReason::TakenOver
+            } else {
+                CloseReason::Shutdown
+            });
+            break;
+        }
+        if shutdown.is_triggered() {
+            reason = Err(CloseReason::Shutdown);
+            break;
+        }
         conn.pump();
         if let Err(e) = conn.flush() {
             reason = Err(e.into());
@@ -105,22 +133,26 @@ pub async fn run(accepted: Accepted, broker: Arc<Broker>, mut shutdown: Shutdown
             // Idle connections hold no write buffer.
             conn.wbuf = BytesMut::new();
         }
+        // One readiness future for both directions keeps the task small.
         let can_read = conn.wbuf.len() < WRITE_HIGH_WATER;
-        let want_write = !conn.wbuf.is_empty();
+        let interest = match (can_read, !conn.wbuf.is_empty()) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, false) => Interest::READABLE,
+            (false, _) => Interest::WRITABLE,
+        };
         tokio::select! {
             biased;
-            _ = kick.notified() => reason = Err(CloseReason::TakenOver),
-            _ = shutdown.wait() => reason = Err(CloseReason::Shutdown),
-            r = conn.stream.readable(), if can_read => {
-                reason = r.map_err(CloseReason::from).and_then(|()| conn.read_batch());
-                last_heard = Instant::now();
-            }
-            r = conn.stream.writable(), if want_write => {
-                if let Err(e) = r {
-                    reason = Err(e.into());
+            r = conn.stream.ready(interest) => match r {
+                Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
+                    reason = conn.read_batch();
+                    last_heard = Instant::now();
                 }
-            }
-            _ = session.wake.notified(), if !want_write => {}
+                Ok(_) => {}
+                Err(e) => reason = Err(e.into()),
+            },
+            // New deliveries, a takeover or shutdown: the top of the loop
+            // sorts out which.
+            _ = session.wake.notified() => {}
             _ = &mut sleep => {
                 if let Some(grace) = grace {
                     let deadline = last_heard + grace;
@@ -139,7 +171,9 @@ pub async fn run(accepted: Accepted, broker: Arc<Broker>, mut shutdown: Shutdown
         Err(r) => r,
         Ok(()) => CloseReason::Eof,
     };
-    conn.close(reason).await;
+    // Boxed: the closing path's timer and write future are rare and should
+    // not size every connection's task.
+    Box::pin(conn.close(reason)).await;
 }
 
 impl Conn {
@@ -235,7 +269,7 @@ impl Conn {
     /// Ends the connection: a v5 client hears why [MQTT-4.13.2-1], pending
     /// writes get a bounded chance to leave, the session is detached and the
     /// will published when the spec says so.
-    async fn close(mut self, reason: CloseReason) {
+    async fn close(mut self: Box<Self>, reason: CloseReason) {
         match &reason {
             CloseReason::ClientDisconnect | CloseReason::Eof | CloseReason::Shutdown | CloseReason::TakenOver => {
                 tracing::info!(reason = %reason, "client disconnected")
@@ -269,14 +303,14 @@ impl Conn {
         // [MQTT-3.1.2-8] [MQTT-3.14.4-3]; DISCONNECT 0x04 keeps it.
         let will = self.will.take().map(|w| {
             let delay = w.properties.will_delay_interval.unwrap_or(0);
-            (Arc::new(will_message(w, self.attached.session.id)), delay)
+            (Arc::new(will_message(*w, self.attached.session.id)), delay)
         });
         let Conn {
             broker,
             attached,
             expiry_interval,
             ..
-        } = self;
+        } = *self;
         broker.detach(attached, will, expiry_interval);
     }
 }

@@ -12,6 +12,7 @@ mod registry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytestring::ByteString;
@@ -22,7 +23,7 @@ pub use inflight::{Inflight, InflightStage, Outgoing};
 pub use queue::{OutQueue, PushOutcome};
 pub use registry::Registry;
 
-use crate::codec::{Protocol, QoS};
+use crate::codec::{Protocol, QoS, ReasonCode};
 use crate::router::{Message, SharedGroup, Subscription};
 
 /// One message on its way to one session, with the options of the
@@ -77,9 +78,10 @@ pub struct SessionState {
     pub protocol: Protocol,
     /// Messages this session lost to a full queue.
     pub dropped: u64,
-    /// Asks the attached connection to close (takeover). One per connection,
-    /// so a kick meant for an old connection can never hit a new one.
-    pub kick: Option<Arc<Notify>>,
+    /// Asks the attached connection to close (takeover, shutdown). One per
+    /// connection, so a kick meant for an old connection can never hit a
+    /// new one.
+    pub kick: Option<Arc<Kick>>,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
     pub pending_will: Option<Arc<Message>>,
 }
@@ -100,6 +102,21 @@ pub struct Session {
     /// for the same client id takes it after kicking the old one, so the two
     /// never drive the session at once.
     pub owner: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A request for one connection to close, with the reason its v5 client is
+/// told. Signalled through the session's `wake`, so a connection waits on a
+/// single notification for both new deliveries and kicks.
+#[derive(Debug, Default)]
+pub struct Kick(AtomicU8);
+
+impl Kick {
+    pub fn reason(&self) -> Option<ReasonCode> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            r => Some(ReasonCode(r)),
+        }
+    }
 }
 
 /// What happened to a delivery offered to a session.
@@ -160,6 +177,15 @@ impl Session {
             self.wake.notify_one();
         }
         Offer::Queued
+    }
+
+    /// Asks the attached connection, if any, to close with `reason`.
+    pub fn kick(&self, reason: ReasonCode) {
+        let kick = self.state.lock().kick.take();
+        if let Some(kick) = kick {
+            kick.0.store(reason.0, Ordering::Release);
+            self.wake.notify_one();
+        }
     }
 
     pub fn session_expiry(&self) -> Duration {
