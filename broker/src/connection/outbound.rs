@@ -13,9 +13,11 @@ impl Conn {
     /// empty, the in-flight window is full or the write buffer is at its
     /// high-water mark. Encoding happens under the session lock, which the
     /// router only takes to append: the critical section is a memcpy.
-    pub(super) fn pump(&mut self) {
+    ///
+    /// True when it stopped at the high-water mark with deliveries left.
+    pub(super) fn pump(&mut self) -> bool {
         if self.wbuf.len() >= WRITE_HIGH_WATER {
-            return;
+            return true;
         }
         let session = self.attached.session.clone();
         let mut st = session.state.lock();
@@ -24,12 +26,16 @@ impl Conn {
             self.resend(&st);
         }
         let now = Instant::now();
-        while self.wbuf.len() < WRITE_HIGH_WATER {
-            let Some(front) = st.queue.front() else { break };
+        loop {
+            let Some(front) = st.queue.front() else { return false };
             if front.qos != QoS::AtMostOnce && st.outgoing.len() >= usize::from(self.send_window) {
-                break;
+                // An acknowledgement reopens the window and runs the pump.
+                return false;
             }
-            let Some(d) = st.queue.pop_front() else { break };
+            if self.wbuf.len() >= WRITE_HIGH_WATER {
+                return true;
+            }
+            let Some(d) = st.queue.pop_front() else { return false };
             if d.msg.is_expired(now) {
                 continue;
             }
