@@ -211,6 +211,33 @@ impl RawClient {
         before
     }
 
+    /// Read PUBLISH packets (acking QoS 1/2) until one on `sentinel` arrives;
+    /// return the ones before it. Publish the sentinel last from the same
+    /// publisher to get a deterministic "everything so far has arrived" point.
+    pub fn collect_until_topic(&mut self, sentinel: &str) -> Vec<Publish> {
+        let mut out = Vec::new();
+        loop {
+            let p = self.read_packet();
+            if p.kind() != packets::PUBLISH {
+                continue;
+            }
+            let m = p.publish(self.v5);
+            match m.qos {
+                1 => self.send(&packets::ack(packets::PUBACK, m.pid)),
+                2 => {
+                    self.send(&packets::ack(packets::PUBREC, m.pid));
+                    let (rel, _) = self.read_until(packets::PUBREL);
+                    self.send(&packets::ack(packets::PUBCOMP, rel.ack().0));
+                }
+                _ => {}
+            }
+            if m.topic == sentinel {
+                return out;
+            }
+            out.push(m);
+        }
+    }
+
     /// Subscribe (v3 QoS / v5 options byte) and assert the SUBACK grants `expect`.
     pub fn subscribe(&mut self, filter: &str, opts: u8) -> u8 {
         let pid = 7;
