@@ -1,5 +1,6 @@
 //! A blocking byte-level MQTT client for exact expectations.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ pub struct RawClient {
     pub stream: TcpStream,
     /// Whether packets are decoded as v5 by the convenience helpers.
     pub v5: bool,
+    /// Packets read while waiting for something else (e.g. a PUBLISH that
+    /// arrived before a SUBACK); [`RawClient::read_packet`] returns them first.
+    pub pending: VecDeque<Packet>,
 }
 
 impl RawClient {
@@ -22,7 +26,11 @@ impl RawClient {
         let addr = addr.into();
         let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("TCP connect");
         stream.set_nodelay(true).ok();
-        RawClient { stream, v5: false }
+        RawClient {
+            stream,
+            v5: false,
+            pending: VecDeque::new(),
+        }
     }
 
     /// TCP connect, send CONNECT, read CONNACK (any code).
@@ -81,6 +89,9 @@ impl RawClient {
 
     /// Read one packet within `timeout`.
     pub fn try_read_packet(&mut self, timeout: Duration) -> io::Result<Packet> {
+        if let Some(p) = self.pending.pop_front() {
+            return Ok(p);
+        }
         let deadline = Instant::now() + timeout;
         let mut first = [0u8; 1];
         self.read_exact_by(&mut first, deadline)?;
@@ -125,6 +136,32 @@ impl RawClient {
             }
             skipped.push(p);
         }
+    }
+
+    /// Like [`RawClient::read_until`], but packets of other types are kept in
+    /// `pending` for later reads.
+    pub fn read_until_keep(&mut self, kind: u8) -> Packet {
+        let mut skipped = Vec::new();
+        let found = loop {
+            let p = self
+                .try_read_packet_fresh(TIMEOUT)
+                .unwrap_or_else(|e| panic!("waiting for packet type {kind}: {e}"));
+            if p.kind() == kind {
+                break p;
+            }
+            skipped.push(p);
+        };
+        self.pending.extend(skipped);
+        found
+    }
+
+    fn try_read_packet_fresh(&mut self, timeout: Duration) -> io::Result<Packet> {
+        let keep = std::mem::take(&mut self.pending);
+        let r = self.try_read_packet(timeout);
+        let mut keep = keep;
+        keep.extend(std::mem::take(&mut self.pending));
+        self.pending = keep;
+        r
     }
 
     /// Read exactly `expected.len()` bytes and compare.
@@ -226,7 +263,7 @@ impl RawClient {
                 1 => self.send(&packets::ack(packets::PUBACK, m.pid)),
                 2 => {
                     self.send(&packets::ack(packets::PUBREC, m.pid));
-                    let (rel, _) = self.read_until(packets::PUBREL);
+                    let rel = self.read_until_keep(packets::PUBREL);
                     self.send(&packets::ack(packets::PUBCOMP, rel.ack().0));
                 }
                 _ => {}
@@ -246,7 +283,7 @@ impl RawClient {
         } else {
             self.send(&packets::subscribe311(pid, filter, opts));
         }
-        let p = self.read_packet();
+        let p = self.read_until_keep(packets::SUBACK);
         let (got, codes) = p.suback(self.v5);
         assert_eq!(got, pid, "SUBACK packet id");
         assert_eq!(codes.len(), 1);
@@ -264,14 +301,14 @@ impl RawClient {
         match qos {
             0 => {}
             1 => {
-                let (p, _) = self.read_until(packets::PUBACK);
+                let p = self.read_until_keep(packets::PUBACK);
                 assert_eq!(p.ack().0, pid);
             }
             _ => {
-                let (p, _) = self.read_until(packets::PUBREC);
+                let p = self.read_until_keep(packets::PUBREC);
                 assert_eq!(p.ack().0, pid);
                 self.send(&packets::ack(packets::PUBREL, pid));
-                let (p, _) = self.read_until(packets::PUBCOMP);
+                let p = self.read_until_keep(packets::PUBCOMP);
                 assert_eq!(p.ack().0, pid);
             }
         }
