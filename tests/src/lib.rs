@@ -1,1 +1,42 @@
 //! Helpers for the black-box suite: start the real `tern` binary, raw MQTT byte I/O.
+//!
+//! - [`Broker`]: spawn `tern --config F --ready-file P` (or Mosquitto when
+//!   `TERN_TEST_BROKER=mosquitto`), read its listener addresses, kill on drop.
+//! - [`RawClient`]: blocking byte-level client with bounded waits.
+//! - [`packets`]: hand-written packet builders and decoders, independent of
+//!   the broker's own codec.
+
+pub mod broker;
+pub mod packets;
+pub mod raw;
+
+pub use broker::{Broker, Kind, is_tern, kind, skip_unless_tern};
+pub use packets::*;
+pub use raw::{RawClient, TIMEOUT};
+
+use std::time::{Duration, Instant};
+
+/// A client id unique within this process (tests run in parallel).
+pub fn unique_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
