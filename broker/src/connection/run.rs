@@ -307,11 +307,22 @@ impl Conn {
         if self.protocol.is_v5()
             && let Some(code) = reason.disconnect_code()
         {
-            let d = Packet::Disconnect(Disconnect {
+            // The reason string names the rule broken, which is what a
+            // developer debugging a client needs; it is dropped if it would
+            // break the client's Maximum Packet Size [MQTT-3.1.2-25].
+            let mut d = Disconnect {
                 reason_code: code,
                 ..Default::default()
-            });
-            let _ = codec::encode(&d, self.protocol, &mut self.wbuf);
+            };
+            d.properties.reason_string = Some(reason.to_string().into());
+            let mut packet = Packet::Disconnect(d);
+            if codec::encoded_len(&packet, self.protocol) > self.client_max_packet as usize {
+                packet = Packet::Disconnect(Disconnect {
+                    reason_code: code,
+                    ..Default::default()
+                });
+            }
+            let _ = codec::encode(&packet, self.protocol, &mut self.wbuf);
         }
         if !self.wbuf.is_empty() {
             use tokio::io::AsyncWriteExt;
