@@ -186,16 +186,23 @@ pub fn print_table(rep: &Report) {
             Better::Lower => " ↓",
             Better::Info => "",
         };
+        let fr = |x: f64| {
+            if x.is_finite() {
+                format!("{x:.3}")
+            } else {
+                "n/a".into()
+            }
+        };
         println!(
-            "| {}{} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.1}% | {:.1}% |",
+            "| {}{} | {} | {} | {} | {} | {}–{} | {:.1}% | {:.1}% |",
             r.key,
             tag,
             r.unit,
             fmt_num(r.a_median),
             fmt_num(r.b_median),
-            r.ratio,
-            r.ratio_min,
-            r.ratio_max,
+            fr(r.ratio),
+            fr(r.ratio_min),
+            fr(r.ratio_max),
             r.a_spread_pct,
             r.b_spread_pct
         );
