@@ -448,6 +448,13 @@ async fn one_round(args: &CompareArgs, round: usize, dir: &Path) -> Result<[Vec<
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let limit = Duration::from_secs(if args.quick { 5 } else { 20 });
+            if !wait_quiet(args.max_foreign, limit).await {
+                eprintln!(
+                    "round {}: {step:?}: CPUs still busy with other work after {limit:?}, going ahead",
+                    round + 1
+                );
+            }
             let mut got: [Vec<Metric>; 2] = [Vec::new(), Vec::new()];
             for k in [first, 1 - first] {
                 run_step(
@@ -504,6 +511,28 @@ async fn one_round(args: &CompareArgs, round: usize, dir: &Path) -> Result<[Vec<
         b.stop();
     }
     Ok(out)
+}
+
+/// Between steps nothing of ours runs, so all busy time on the watched CPUs
+/// belongs to other tenants: wait (bounded) for a half-second window with
+/// less than `max_foreign` cores of it, so a retry does not land in the same
+/// neighbour's compile burst. Returns whether it got quiet.
+async fn wait_quiet(max_foreign: f64, limit: Duration) -> bool {
+    let window = Duration::from_millis(500);
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        let Some(a) = procstat::watched_busy_secs() else {
+            return true;
+        };
+        tokio::time::sleep(window).await;
+        let Some(b) = procstat::watched_busy_secs() else {
+            return true;
+        };
+        if (b - a) / window.as_secs_f64() <= max_foreign {
+            return true;
+        }
+    }
+    false
 }
 
 /// The default path is relative to the workspace root; accept it from

@@ -103,7 +103,7 @@ pub fn watch_cpus(cpus: Vec<usize>) {
 
 /// Busy time (everything but idle and iowait, steal included) of the
 /// watched CPUs, in seconds, from /proc/stat.
-fn watched_busy_secs() -> Option<f64> {
+pub fn watched_busy_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
