@@ -244,6 +244,12 @@ fn mem_metrics(out: &mut Vec<Metric>, scenario: &str, pid: u32) -> Result<procst
         mem.private_kib as f64,
         Better::Lower,
     ));
+    out.push(metric(
+        &format!("{scenario}.anon"),
+        "KiB",
+        mem.anon_kib as f64,
+        Better::Lower,
+    ));
     Ok(mem)
 }
 

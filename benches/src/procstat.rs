@@ -39,6 +39,10 @@ pub struct Mem {
     /// Private_Clean + Private_Dirty (smaps_rollup), KiB: what this process
     /// alone costs, the fairer number when comparing brokers.
     pub private_kib: u64,
+    /// Anonymous (smaps_rollup), KiB: heap and stacks only. Unlike Private_*
+    /// it does not shrink when another process maps the same binary (another
+    /// Mosquitto running on a shared machine, say).
+    pub anon_kib: u64,
 }
 
 pub fn proc_mem(pid: u32) -> Result<Mem> {
@@ -53,6 +57,7 @@ pub fn proc_mem(pid: u32) -> Result<Mem> {
     Ok(Mem {
         rss_kib: field(&status, "VmRSS:"),
         private_kib: field(&rollup, "Private_Clean:") + field(&rollup, "Private_Dirty:"),
+        anon_kib: field(&rollup, "Anonymous:"),
     })
 }
 

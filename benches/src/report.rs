@@ -229,7 +229,14 @@ fn esc(s: &str) -> String {
 /// 1.0, and a whisker for the per-round min–max ratio. Green when A is
 /// better, red when worse; grey for informational rows.
 pub fn chart(rep: &Report) -> String {
-    let rows: Vec<&Row> = rep.rows.iter().filter(|r| r.ratio.is_finite()).collect();
+    // Bookkeeping rows (contention, attempts) stay in the table and JSON only.
+    let rows: Vec<&Row> = rep
+        .rows
+        .iter()
+        .filter(|r| {
+            r.ratio.is_finite() && !r.key.ends_with(".foreign_cpu") && !r.key.ends_with(".attempts")
+        })
+        .collect();
     let (label_w, plot_w, row_h, top) = (300.0, 520.0, 22.0, 56.0);
     let width = label_w + plot_w + 280.0;
     let height = top + row_h * rows.len() as f64 + 40.0;
