@@ -35,6 +35,10 @@ pub struct Mem {
     /// Private_Clean + Private_Dirty (smaps_rollup), KiB: what this process
     /// alone costs, the fairer number when comparing brokers.
     pub private_kib: u64,
+    /// Anonymous (smaps_rollup), KiB: heap and stacks only. Unlike Private_*
+    /// it does not shrink when another process maps the same binary (another
+    /// Mosquitto running on a shared machine, say).
+    pub anon_kib: u64,
 }
 
 pub fn proc_mem(pid: u32) -> Result<Mem> {
@@ -49,6 +53,7 @@ pub fn proc_mem(pid: u32) -> Result<Mem> {
     Ok(Mem {
         rss_kib: field(&status, "VmRSS:"),
         private_kib: field(&rollup, "Private_Clean:") + field(&rollup, "Private_Dirty:"),
+        anon_kib: field(&rollup, "Anonymous:"),
     })
 }
 
@@ -86,12 +91,62 @@ pub fn pin_self(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// CPUs whose foreign load is watched (the broker's and the generator's in
+/// `compare`); unset = all CPUs.
+static WATCHED: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
+pub fn watch_cpus(cpus: Vec<usize>) {
+    let _ = WATCHED.set(cpus);
+}
+
+/// Busy time (everything but idle and iowait, steal included) of the
+/// watched CPUs, in seconds, from /proc/stat.
+pub fn watched_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut busy = 0u64;
+    for line in stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")) {
+        let mut f = line.split_whitespace();
+        let cpu: usize = f.next()?.trim_start_matches("cpu").parse().ok()?;
+        if WATCHED.get().is_some_and(|w| !w.contains(&cpu)) {
+            continue;
+        }
+        let v: Vec<u64> = f.take(8).filter_map(|x| x.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal
+        busy += v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, x)| x)
+            .sum::<u64>();
+    }
+    Some(busy as f64 / hz)
+}
+
+/// Set the nice value of `pid` (0 = this process); 0 means "leave alone".
+pub fn set_nice(pid: u32, nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: plain syscall. Only this process's own threads: new ones
+    // inherit it, and the broker is set by pid right after spawn.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    if r != 0 {
+        eprintln!(
+            "warning: setpriority({pid}, {nice}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Samples taken at the edges of a measurement window.
 #[derive(Clone, Copy)]
 pub struct Sample {
     pub at: std::time::Instant,
     pub self_cpu: f64,
     pub broker_cpu: Option<f64>,
+    pub busy: Option<f64>,
 }
 
 impl Sample {
@@ -100,6 +155,7 @@ impl Sample {
             at: std::time::Instant::now(),
             self_cpu: self_cpu_secs(),
             broker_cpu: broker.and_then(|p| proc_cpu_secs(p).ok()),
+            busy: watched_busy_secs(),
         }
     }
 }
@@ -109,14 +165,24 @@ pub struct Usage {
     pub wall: f64,
     pub gen_cores: f64,
     pub broker_cpu_secs: Option<f64>,
+    /// CPU used on the watched CPUs by everything other than us and the
+    /// broker (other tenants, hypervisor steal), in cores. Well above 0 means
+    /// the window was contended and its figures are suspect.
+    pub foreign_cores: Option<f64>,
 }
 
 pub fn usage(a: &Sample, b: &Sample) -> Usage {
     let wall = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let gen_secs = b.self_cpu - a.self_cpu;
+    let broker_cpu_secs = a.broker_cpu.zip(b.broker_cpu).map(|(x, y)| y - x);
     Usage {
         wall,
-        gen_cores: (b.self_cpu - a.self_cpu) / wall,
-        broker_cpu_secs: a.broker_cpu.zip(b.broker_cpu).map(|(x, y)| y - x),
+        gen_cores: gen_secs / wall,
+        broker_cpu_secs,
+        foreign_cores: a
+            .busy
+            .zip(b.busy)
+            .map(|(x, y)| ((y - x - gen_secs - broker_cpu_secs.unwrap_or(0.0)) / wall).max(0.0)),
     }
 }
 

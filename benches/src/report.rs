@@ -175,16 +175,19 @@ pub fn print_table(rep: &Report) {
             Better::Lower => " ↓",
             Better::Info => "",
         };
+        let fr = |x: f64| {
+            if x.is_finite() { format!("{x:.3}") } else { "n/a".into() }
+        };
         println!(
-            "| {}{} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.1}% | {:.1}% |",
+            "| {}{} | {} | {} | {} | {} | {}–{} | {:.1}% | {:.1}% |",
             r.key,
             tag,
             r.unit,
             fmt_num(r.a_median),
             fmt_num(r.b_median),
-            r.ratio,
-            r.ratio_min,
-            r.ratio_max,
+            fr(r.ratio),
+            fr(r.ratio_min),
+            fr(r.ratio_max),
             r.a_spread_pct,
             r.b_spread_pct
         );
@@ -209,7 +212,12 @@ fn esc(s: &str) -> String {
 /// 1.0, and a whisker for the per-round min–max ratio. Green when A is
 /// better, red when worse; grey for informational rows.
 pub fn chart(rep: &Report) -> String {
-    let rows: Vec<&Row> = rep.rows.iter().filter(|r| r.ratio.is_finite()).collect();
+    // Bookkeeping rows (contention, attempts) stay in the table and JSON only.
+    let rows: Vec<&Row> = rep
+        .rows
+        .iter()
+        .filter(|r| r.ratio.is_finite() && !r.key.ends_with(".foreign_cpu") && !r.key.ends_with(".attempts"))
+        .collect();
     let (label_w, plot_w, row_h, top) = (300.0, 520.0, 22.0, 56.0);
     let width = label_w + plot_w + 280.0;
     let height = top + row_h * rows.len() as f64 + 40.0;

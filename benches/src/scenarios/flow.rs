@@ -352,6 +352,9 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
             Better::Higher,
         ));
     }
+    if let Some(f) = u.foreign_cores {
+        m.push(metric("foreign_cpu", "cores", f, Better::Info));
+    }
     if let Some(b) = u.broker_cpu_secs {
         m.push(metric("broker_cpu", "cores", b / u.wall, Better::Info));
         if received > 0 {

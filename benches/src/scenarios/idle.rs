@@ -23,6 +23,9 @@ pub async fn open(t: Target, n: usize, concurrency: usize) -> Result<(Vec<Conn>,
         metric("connect_per_s", "conn/s", n as f64 / secs, Better::Higher),
         metric("gen_cpu", "cores", u.gen_cores, Better::Info),
     ];
+    if let Some(f) = u.foreign_cores {
+        m.push(metric("foreign_cpu", "cores", f, Better::Info));
+    }
     if let Some(b) = u.broker_cpu_secs {
         m.push(metric(
             "broker_cpu_per_conn",
