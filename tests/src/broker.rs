@@ -59,13 +59,7 @@ pub fn tern_bin() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                workspace_dir().join(p)
-            } else {
-                p
-            }
-        })
+        .map(|p| if p.is_relative() { workspace_dir().join(p) } else { p })
         .unwrap_or_else(|| workspace_dir().join("target"));
     let bin = target.join("debug").join("tern");
     BUILD.call_once(|| {
@@ -247,10 +241,7 @@ impl Broker {
 
     /// Address of a named listener from the ready file.
     pub fn listener(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, _, a)| *a)
+        self.listeners.iter().find(|(n, _, _)| n == name).map(|(_, _, a)| *a)
     }
 
     /// All `(name, protocol, addr)` lines of the ready file.

@@ -270,14 +270,7 @@ impl Connect {
 }
 
 /// PUBLISH bytes. `props` is only written for v5 (`Some`).
-pub fn publish(
-    topic: &str,
-    payload: &[u8],
-    qos: u8,
-    retain: bool,
-    pid: u16,
-    props: Option<&Props>,
-) -> Vec<u8> {
+pub fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, pid: u16, props: Option<&Props>) -> Vec<u8> {
     let mut body = string(topic);
     if qos > 0 {
         body.extend(pid.to_be_bytes());
@@ -464,11 +457,7 @@ pub fn prop(props: &[(u8, Prop)], id: u8) -> Option<&Prop> {
 
 /// All properties with `id`.
 pub fn props_all(props: &[(u8, Prop)], id: u8) -> Vec<&Prop> {
-    props
-        .iter()
-        .filter(|(i, _)| *i == id)
-        .map(|(_, v)| v)
-        .collect()
+    props.iter().filter(|(i, _)| *i == id).map(|(_, v)| v).collect()
 }
 
 /// Decoded CONNACK.
@@ -507,11 +496,7 @@ impl Packet {
         let mut c = Cursor::new(&self.body);
         let sp = c.u8();
         let code = c.u8();
-        let props = if v5 && !c.at_end() {
-            c.props()
-        } else {
-            Vec::new()
-        };
+        let props = if v5 && !c.at_end() { c.props() } else { Vec::new() };
         Connack {
             session_present: sp & 1 == 1,
             code,

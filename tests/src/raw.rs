@@ -106,18 +106,12 @@ impl RawClient {
                 break;
             }
             if i == 3 {
-                return Err(io::Error::new(
-                    ErrorKind::InvalidData,
-                    "remaining length > 4 bytes",
-                ));
+                return Err(io::Error::new(ErrorKind::InvalidData, "remaining length > 4 bytes"));
             }
         }
         let mut body = vec![0u8; len];
         self.read_exact_by(&mut body, deadline)?;
-        Ok(Packet {
-            first: first[0],
-            body,
-        })
+        Ok(Packet { first: first[0], body })
     }
 
     /// Read one packet, panicking after [`TIMEOUT`].
@@ -206,9 +200,7 @@ impl RawClient {
     }
 
     pub fn expect_closed_within(&mut self, timeout: Duration) -> Option<u8> {
-        let seen = self
-            .closed_within(timeout)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = self.closed_within(timeout).unwrap_or_else(|e| panic!("{e}"));
         let mut reason = None;
         for p in &seen {
             assert_eq!(

@@ -131,17 +131,12 @@ fn tern_connack_carries_configured_limits() {
     if skip_unless_tern("CONNACK properties from [limits]") {
         return;
     }
-    let b = Broker::start_with(
-        "[limits]\nreceive_maximum = 7\ntopic_alias_maximum = 5\nmax_packet_size = \"64KiB\"\n",
-    );
+    let b = Broker::start_with("[limits]\nreceive_maximum = 7\ntopic_alias_maximum = 5\nmax_packet_size = \"64KiB\"\n");
     let (_c, ack) = RawClient::handshake(b.addr(), &Connect::v5(&unique_id("lim")));
     assert_eq!(ack.code, 0);
     assert_eq!(prop(&ack.props, RECEIVE_MAXIMUM), Some(&Prop::U16(7)));
     assert_eq!(prop(&ack.props, TOPIC_ALIAS_MAXIMUM), Some(&Prop::U16(5)));
-    assert_eq!(
-        prop(&ack.props, MAXIMUM_PACKET_SIZE),
-        Some(&Prop::U32(64 * 1024))
-    );
+    assert_eq!(prop(&ack.props, MAXIMUM_PACKET_SIZE), Some(&Prop::U32(64 * 1024)));
 }
 
 #[test]

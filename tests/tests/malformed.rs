@@ -123,14 +123,7 @@ fn mqtt_3_3_2_9_topic_alias_above_maximum_is_0x94() {
 fn unknown_topic_alias_with_empty_topic_is_protocol_error() {
     let b = Broker::start_with("[limits]\ntopic_alias_maximum = 4\n");
     let mut c = RawClient::v5(b.addr(), &unique_id("c"));
-    c.send(&publish(
-        "",
-        b"x",
-        0,
-        false,
-        0,
-        Some(&Props::new().u16(TOPIC_ALIAS, 3)),
-    ));
+    c.send(&publish("", b"x", 0, false, 0, Some(&Props::new().u16(TOPIC_ALIAS, 3))));
     expect_rejected(&mut c, &[0x82], Some(0x82));
 }
 

@@ -37,8 +37,7 @@ fn rumqttc_pubsub_all_qos_v311() {
         .into_iter()
         .enumerate()
     {
-        publ.publish(format!("a/{i}"), q, false, vec![i as u8; 3])
-            .unwrap();
+        publ.publish(format!("a/{i}"), q, false, vec![i as u8; 3]).unwrap();
         match q {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
@@ -51,9 +50,7 @@ fn rumqttc_pubsub_all_qos_v311() {
         // Pump the publisher for QoS 0 so it actually hits the wire.
         let _ = pconn.recv_timeout(Duration::from_millis(50));
         let got = drive_until(&mut sconn, |p| matches!(p, RPacket::Publish(_)));
-        let RPacket::Publish(p) = got else {
-            unreachable!()
-        };
+        let RPacket::Publish(p) = got else { unreachable!() };
         assert_eq!(p.topic, format!("a/{i}"));
         assert_eq!(p.qos, q);
         assert_eq!(&p.payload[..], &[i as u8; 3]);
@@ -72,8 +69,7 @@ fn rumqttc_v5_pubsub_qos1() {
     let deadline = Instant::now() + TIMEOUT;
     let mut got = false;
     while Instant::now() < deadline && !got {
-        if let Ok(Ok(E5::Incoming(P5::Publish(p)))) = conn.recv_timeout(Duration::from_millis(200))
-        {
+        if let Ok(Ok(E5::Incoming(P5::Publish(p)))) = conn.recv_timeout(Duration::from_millis(200)) {
             assert_eq!(&p.topic[..], b"v5/t");
             assert_eq!(&p.payload[..], b"hello");
             got = true;

@@ -12,10 +12,7 @@ fn mqtt_3_3_1_6_retained_message_sent_on_subscribe_with_retain_flag() {
     let m = s.expect_publish();
     assert_eq!(m.topic, "ret/a");
     assert_eq!(m.payload, b"kept");
-    assert!(
-        m.retain,
-        "[MQTT-3.3.1-8] RETAIN=1 on new-subscription delivery"
-    );
+    assert!(m.retain, "[MQTT-3.3.1-8] RETAIN=1 on new-subscription delivery");
     assert_eq!(m.qos, 1);
 }
 
@@ -27,10 +24,7 @@ fn mqtt_3_3_1_9_live_delivery_has_retain_clear() {
     let mut p = RawClient::v311(b.addr(), &unique_id("p"));
     p.publish("live/a", b"x", 0, true);
     let m = s.expect_publish();
-    assert!(
-        !m.retain,
-        "[MQTT-3.3.1-9] 3.1.1 clears RETAIN on live delivery"
-    );
+    assert!(!m.retain, "[MQTT-3.3.1-9] 3.1.1 clears RETAIN on live delivery");
 }
 
 #[test]

@@ -138,10 +138,7 @@ fn v5_session_expires_after_interval() {
     c.disconnect();
     std::thread::sleep(Duration::from_millis(2500));
     let (_c, ack) = persistent_v5(&b, &id, 60);
-    assert!(
-        !ack.session_present,
-        "session should have expired after 1 s"
-    );
+    assert!(!ack.session_present, "session should have expired after 1 s");
 }
 
 #[test]
@@ -150,10 +147,7 @@ fn v5_disconnect_may_update_session_expiry() {
     let id = unique_id("e2");
     let (mut c, _) = persistent_v5(&b, &id, 60);
     // Set the interval to 0 at DISCONNECT: the session ends now.
-    c.send(&disconnect_props(
-        0,
-        &Props::new().u32(SESSION_EXPIRY_INTERVAL, 0),
-    ));
+    c.send(&disconnect_props(0, &Props::new().u32(SESSION_EXPIRY_INTERVAL, 0)));
     let _ = c.closed_within(TIMEOUT);
     let (_c, ack) = persistent_v5(&b, &id, 60);
     assert!(!ack.session_present);
@@ -164,10 +158,7 @@ fn mqtt_3_14_2_22_disconnect_cannot_set_expiry_when_connect_had_zero() {
     let b = Broker::start();
     let id = unique_id("e3");
     let (mut c, _) = persistent_v5(&b, &id, 0);
-    c.send(&disconnect_props(
-        0,
-        &Props::new().u32(SESSION_EXPIRY_INTERVAL, 60),
-    ));
+    c.send(&disconnect_props(0, &Props::new().u32(SESSION_EXPIRY_INTERVAL, 60)));
     // Protocol Error: the server may answer DISCONNECT 0x82 and closes.
     let seen = c.closed_within(TIMEOUT).expect("closed");
     for p in seen {

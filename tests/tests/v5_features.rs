@@ -44,14 +44,7 @@ fn mqtt_3_3_2_12_inbound_topic_alias_maps_topic() {
         0,
         Some(&Props::new().u16(TOPIC_ALIAS, 1)),
     ));
-    p.send(&publish(
-        "",
-        b"2",
-        0,
-        false,
-        0,
-        Some(&Props::new().u16(TOPIC_ALIAS, 1)),
-    ));
+    p.send(&publish("", b"2", 0, false, 0, Some(&Props::new().u16(TOPIC_ALIAS, 1))));
     for want in [b"1", b"2"] {
         let m = s.expect_publish();
         assert_eq!(m.topic, "alias/t");
@@ -81,38 +74,20 @@ fn mqtt_3_3_2_12_topic_alias_can_be_remapped() {
 fn mqtt_3_8_2_subscription_identifier_returned_in_publish() {
     let b = Broker::start();
     let mut s = RawClient::v5(b.addr(), &unique_id("s"));
-    sub_with_props(
-        &mut s,
-        "sid/#",
-        0,
-        Props::new().var(SUBSCRIPTION_IDENTIFIER, 42),
-    );
+    sub_with_props(&mut s, "sid/#", 0, Props::new().var(SUBSCRIPTION_IDENTIFIER, 42));
     let mut p = RawClient::v5(b.addr(), &unique_id("p"));
     p.publish("sid/x", b"x", 0, false);
     let m = s.expect_publish();
     // [MQTT-3.3.4-3]
-    assert_eq!(
-        prop(&m.props, SUBSCRIPTION_IDENTIFIER),
-        Some(&Prop::Var(42))
-    );
+    assert_eq!(prop(&m.props, SUBSCRIPTION_IDENTIFIER), Some(&Prop::Var(42)));
 }
 
 #[test]
 fn mqtt_3_3_4_4_overlapping_subscription_identifiers() {
     let b = Broker::start();
     let mut s = RawClient::v5(b.addr(), &unique_id("s"));
-    sub_with_props(
-        &mut s,
-        "ids/#",
-        0,
-        Props::new().var(SUBSCRIPTION_IDENTIFIER, 1),
-    );
-    sub_with_props(
-        &mut s,
-        "ids/+",
-        0,
-        Props::new().var(SUBSCRIPTION_IDENTIFIER, 2),
-    );
+    sub_with_props(&mut s, "ids/#", 0, Props::new().var(SUBSCRIPTION_IDENTIFIER, 1));
+    sub_with_props(&mut s, "ids/+", 0, Props::new().var(SUBSCRIPTION_IDENTIFIER, 2));
     sub_with_props(&mut s, "sentinel/end", 0, Props::new());
     let mut p = RawClient::v5(b.addr(), &unique_id("p"));
     p.publish("ids/x", b"x", 0, false);
@@ -158,14 +133,8 @@ fn mqtt_3_3_1_12_retain_as_published() {
     plain.subscribe("rap/t", 0);
     let mut p = RawClient::v5(b.addr(), &unique_id("p"));
     p.publish("rap/t", b"x", 0, true);
-    assert!(
-        rap.expect_publish().retain,
-        "[MQTT-3.3.1-13] RAP=1 keeps RETAIN"
-    );
-    assert!(
-        !plain.expect_publish().retain,
-        "[MQTT-3.3.1-12] RAP=0 clears RETAIN"
-    );
+    assert!(rap.expect_publish().retain, "[MQTT-3.3.1-13] RAP=1 keeps RETAIN");
+    assert!(!plain.expect_publish().retain, "[MQTT-3.3.1-12] RAP=0 clears RETAIN");
 }
 
 #[test]
@@ -260,19 +229,10 @@ fn mqtt_4_8_2_shared_subscription_each_message_to_one_member() {
     let gc = c.collect_until_topic("sentinel/end");
     let mut all: Vec<u8> = ga.iter().chain(gc.iter()).map(|m| m.payload[0]).collect();
     all.sort();
-    assert_eq!(
-        all,
-        (0..10).collect::<Vec<u8>>(),
-        "each message exactly once"
-    );
+    assert_eq!(all, (0..10).collect::<Vec<u8>>(), "each message exactly once");
     assert!(ga.iter().all(|m| m.topic == "sh/t"));
     // Round robin: both members get work.
-    assert!(
-        !ga.is_empty() && !gc.is_empty(),
-        "{} / {}",
-        ga.len(),
-        gc.len()
-    );
+    assert!(!ga.is_empty() && !gc.is_empty(), "{} / {}", ga.len(), gc.len());
     if is_tern() {
         assert_eq!((ga.len(), gc.len()), (5, 5), "tern distributes round robin");
     }
@@ -305,22 +265,10 @@ fn mqtt_3_3_2_request_response_properties_forwarded_unaltered() {
     p.send(&publish("req/t", b"ping", 0, false, 0, Some(&props)));
     let m = s.expect_publish();
     // [MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-20]
-    assert_eq!(
-        prop(&m.props, PAYLOAD_FORMAT_INDICATOR),
-        Some(&Prop::Byte(1))
-    );
-    assert_eq!(
-        prop(&m.props, RESPONSE_TOPIC),
-        Some(&Prop::Str("resp/abc".into()))
-    );
-    assert_eq!(
-        prop(&m.props, CORRELATION_DATA),
-        Some(&Prop::Bin(vec![0, 1, 2, 0xFF]))
-    );
-    assert_eq!(
-        prop(&m.props, CONTENT_TYPE),
-        Some(&Prop::Str("text/plain".into()))
-    );
+    assert_eq!(prop(&m.props, PAYLOAD_FORMAT_INDICATOR), Some(&Prop::Byte(1)));
+    assert_eq!(prop(&m.props, RESPONSE_TOPIC), Some(&Prop::Str("resp/abc".into())));
+    assert_eq!(prop(&m.props, CORRELATION_DATA), Some(&Prop::Bin(vec![0, 1, 2, 0xFF])));
+    assert_eq!(prop(&m.props, CONTENT_TYPE), Some(&Prop::Str("text/plain".into())));
 }
 
 #[test]
@@ -392,21 +340,14 @@ fn mqtt_3_3_4_9_exceeding_server_receive_maximum_disconnect_0x93() {
         let _ = c.try_send(&publish5("rx/t", b"x", 2, false, pid));
     }
     let seen = c.closed_within(TIMEOUT).expect("closed");
-    let d = seen
-        .iter()
-        .find(|p| p.kind() == DISCONNECT)
-        .expect("DISCONNECT");
+    let d = seen.iter().find(|p| p.kind() == DISCONNECT).expect("DISCONNECT");
     assert_eq!(d.disconnect().0, 0x93);
 }
 
 #[test]
 fn mqtt_3_1_2_24_publish_larger_than_client_maximum_packet_size_dropped() {
     let b = Broker::start();
-    let mut s = v5_with(
-        &b,
-        &unique_id("s"),
-        Props::new().u32(MAXIMUM_PACKET_SIZE, 128),
-    );
+    let mut s = v5_with(&b, &unique_id("s"), Props::new().u32(MAXIMUM_PACKET_SIZE, 128));
     s.subscribe("mps/t", 0);
     s.subscribe("sentinel/end", 0);
     let mut p = RawClient::v5(b.addr(), &unique_id("p"));
@@ -425,10 +366,7 @@ fn mqtt_3_1_2_24_publish_larger_than_client_maximum_packet_size_dropped() {
 fn connack_maximum_packet_size_when_configured() {
     let b = Broker::start_with("[limits]\nmax_packet_size = \"2KiB\"\n");
     let (_c, ack) = RawClient::handshake(b.addr(), &Connect::v5(&unique_id("c")));
-    assert_eq!(
-        prop(&ack.props, MAXIMUM_PACKET_SIZE),
-        Some(&Prop::U32(2048))
-    );
+    assert_eq!(prop(&ack.props, MAXIMUM_PACKET_SIZE), Some(&Prop::U32(2048)));
 }
 
 #[test]

@@ -96,9 +96,7 @@ fn v5_will_properties_forwarded() {
     let mut s = RawClient::v5(b.addr(), &unique_id("s"));
     s.subscribe("will/p", 0);
     let mut will = Will::new("will/p", b"{}", 0, false);
-    will.props = Props::new()
-        .str(CONTENT_TYPE, "application/json")
-        .user("who", "me");
+    will.props = Props::new().str(CONTENT_TYPE, "application/json").user("who", "me");
     let (w, _) = RawClient::handshake(b.addr(), &Connect::v5(&unique_id("w")).will(will));
     w.drop_abruptly();
     let m = s.expect_publish();
