@@ -116,6 +116,9 @@ pub struct Limits {
     pub retain_available: bool,
     pub max_retained_messages: usize,
     pub max_client_id_len: usize,
+    /// Levels allowed in a topic name or filter; bounds the work (and the
+    /// stack) one PUBLISH or SUBSCRIBE can cost the topic trees.
+    pub max_topic_levels: usize,
 }
 
 impl Default for Limits {
@@ -135,6 +138,7 @@ impl Default for Limits {
             retain_available: true,
             max_retained_messages: 100_000,
             max_client_id_len: 256,
+            max_topic_levels: 128,
         }
     }
 }

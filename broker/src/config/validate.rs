@@ -19,6 +19,9 @@ const MIN_PACKET_SIZE: u32 = 64;
 const MAX_PACKET_SIZE: u32 = 268_435_460;
 /// MQTT 3.1.1 and 5.0 require servers to accept client ids of 23 bytes.
 const MIN_CLIENT_ID_LEN: usize = 23;
+/// The topic trees walk levels recursively; this keeps that walk well within
+/// a worker thread's stack.
+const MAX_TOPIC_LEVELS: usize = 1024;
 
 impl Config {
     /// Checks ranges and cross-field rules. Called by the loaders; call it
@@ -67,6 +70,12 @@ impl Config {
         }
         if l.max_client_id_len == 0 {
             return bad("limits.max_client_id_len", "must be at least 1".into());
+        }
+        if !(1..=MAX_TOPIC_LEVELS).contains(&l.max_topic_levels) {
+            return bad(
+                "limits.max_topic_levels",
+                format!("must be between 1 and {MAX_TOPIC_LEVELS}"),
+            );
         }
 
         if self.listeners.is_empty() {
@@ -269,6 +278,8 @@ mod tests {
                 c.limits.max_session_expiry = Duration::from_secs(u64::from(u32::MAX) + 1)
             }),
             ("limits.max_client_id_len", |c| c.limits.max_client_id_len = 0),
+            ("limits.max_topic_levels", |c| c.limits.max_topic_levels = 0),
+            ("limits.max_topic_levels", |c| c.limits.max_topic_levels = 5000),
             ("log.level", |c| c.log.level = "tern=loud".to_owned()),
             ("listener[0].max_connections", |c| {
                 c.listeners[0].max_connections = Some(0)

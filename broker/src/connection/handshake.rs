@@ -16,7 +16,7 @@ use crate::codec::{
 };
 use crate::listener::ListenerSettings;
 use crate::shutdown::ShutdownSignal;
-use crate::topic::validate_topic_name;
+use crate::topic::{topic_levels, validate_topic_name};
 
 /// A connection that passed the handshake.
 pub struct Accepted {
@@ -273,6 +273,12 @@ fn check_will(connect: &Connect, broker: &Broker) -> Result<(), (ReasonCode, &'s
     let Some(will) = &connect.will else { return Ok(()) };
     if validate_topic_name(&will.topic).is_err() {
         return Err((ReasonCode::TOPIC_NAME_INVALID, "will topic not valid"));
+    }
+    if topic_levels(&will.topic) > broker.limits.max_topic_levels {
+        return Err((
+            ReasonCode::TOPIC_NAME_INVALID,
+            "will topic deeper than limits.max_topic_levels",
+        ));
     }
     if will.qos as u8 > broker.limits.max_qos {
         return Err((

@@ -8,7 +8,7 @@ use crate::codec::{
 };
 use crate::router::{Message, Subscription};
 use crate::session::InflightStage;
-use crate::topic::{parse_shared, validate_filter};
+use crate::topic::{parse_shared, topic_levels, validate_filter};
 
 use super::CloseReason;
 use super::run::Conn;
@@ -106,6 +106,13 @@ impl Conn {
             // publish into them.
             tracing::debug!(topic = %p.topic, "dropping a client PUBLISH to a $ topic");
             ReasonCode::NOT_AUTHORIZED
+        } else if topic_levels(&p.topic) > limits.max_topic_levels {
+            tracing::info!(
+                levels = topic_levels(&p.topic),
+                max = limits.max_topic_levels,
+                "dropping a PUBLISH deeper than limits.max_topic_levels"
+            );
+            ReasonCode::TOPIC_NAME_INVALID
         } else {
             let matched = self.route(p);
             if matched == 0 {
@@ -263,6 +270,15 @@ impl Conn {
                 codes.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             }
+            if topic_levels(inner) > limits.max_topic_levels {
+                tracing::info!(
+                    levels = topic_levels(inner),
+                    max = limits.max_topic_levels,
+                    "subscription refused: deeper than limits.max_topic_levels"
+                );
+                codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             if share.is_some() && opts.no_local {
                 return Err(CloseReason::protocol(
                     ReasonCode::PROTOCOL_ERROR,
@@ -300,9 +316,18 @@ impl Conn {
             properties: AckProperties::default(),
             reason_codes: codes,
         }));
-        for d in retained {
-            session.offer(d);
+        // Bounded so a client that subscribes again and again without
+        // reading cannot grow this list past one full retained store.
+        let room = limits.max_retained_messages.saturating_sub(self.replay.len());
+        if retained.len() > room {
+            tracing::warn!(
+                dropped = retained.len() - room,
+                "retained messages not sent: the client has not yet read those of its earlier subscriptions"
+            );
+            self.stats.dropped += (retained.len() - room) as u64;
+            retained.truncate(room);
         }
+        self.replay.extend(retained);
         Ok(())
     }
 

@@ -26,6 +26,21 @@ impl Conn {
             self.resend(&st);
         }
         let now = Instant::now();
+        while let Some(front) = self.replay.front() {
+            if front.qos != QoS::AtMostOnce && st.outgoing.len() >= usize::from(self.send_window) {
+                return false;
+            }
+            if self.wbuf.len() >= WRITE_HIGH_WATER {
+                return true;
+            }
+            let Some(d) = self.replay.pop_front() else { break };
+            if self.replay.is_empty() && self.replay.capacity() > 64 {
+                self.replay = Default::default();
+            }
+            if !d.msg.is_expired(now) {
+                self.deliver(&mut st, d, now);
+            }
+        }
         loop {
             let Some(front) = st.queue.front() else { return false };
             if front.qos != QoS::AtMostOnce && st.outgoing.len() >= usize::from(self.send_window) {

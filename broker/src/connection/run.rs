@@ -1,6 +1,7 @@
 //! The connection loop: wait for bytes, deliveries, a kick, shutdown or the
 //! keep-alive deadline; read and act in batches; write in batches.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use crate::broker::{Attached, Broker};
 use crate::codec::{self, Disconnect, LastWill, Packet, Protocol, ReasonCode};
 use crate::metrics::Metrics;
 use crate::router::Message;
+use crate::session::Delivery;
 use crate::shutdown::ShutdownSignal;
 
 /// Stop reading from a client, and stop pulling deliveries from its queue,
@@ -47,6 +49,12 @@ pub(super) struct Conn {
     pub wbuf: BytesMut,
     /// Inflight messages must be resent before anything new [MQTT-4.4.0-1].
     pub resend_pending: bool,
+    /// Retained messages owed to new subscriptions, sent before the queue.
+    /// Kept here rather than in the session queue so a subscription to `#`
+    /// gets every retained message, not just what fits the queue's bounds:
+    /// the messages are shared with the retained store, so each costs only
+    /// its delivery record.
+    pub replay: VecDeque<Delivery>,
     pub stats: LocalStats,
 }
 
@@ -82,6 +90,7 @@ impl Conn {
             expiry_interval: accepted.expiry_interval,
             connect_expiry_was_zero: accepted.connect_expiry_was_zero,
             aliases: Vec::new(),
+            replay: VecDeque::new(),
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             stats: LocalStats::default(),
@@ -330,6 +339,11 @@ impl Conn {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.write_all(&buf)).await;
         }
         self.fold_stats();
+        // A persistent session keeps the retained messages it was owed, within
+        // its queue's bounds, for its next connection.
+        for d in std::mem::take(&mut self.replay) {
+            self.attached.session.offer(d);
+        }
         // A will is published unless the client disconnected normally
         // [MQTT-3.1.2-8] [MQTT-3.14.4-3]; DISCONNECT 0x04 keeps it.
         let will = self.will.take().map(|w| {

@@ -17,16 +17,25 @@ pub enum RetainOutcome {
     Full,
 }
 
+#[derive(Debug, Default)]
+struct Store {
+    map: TopicMap<Arc<Message>>,
+    /// Entries outside `$` topics. Only these count against the cap: the
+    /// broker's own `$SYS` status must never crowd out clients' messages,
+    /// nor be refused because clients filled the store.
+    client_topics: usize,
+}
+
 #[derive(Debug)]
 pub struct Retained {
-    map: RwLock<TopicMap<Arc<Message>>>,
+    store: RwLock<Store>,
     max: usize,
 }
 
 impl Retained {
     pub fn new(max: usize) -> Retained {
         Retained {
-            map: RwLock::new(TopicMap::default()),
+            store: RwLock::new(Store::default()),
             max,
         }
     }
@@ -34,22 +43,27 @@ impl Retained {
     /// Stores `msg` as the topic's retained message, or clears it when the
     /// payload is empty [MQTT-3.3.1-6] [MQTT-3.3.1-7].
     pub fn store(&self, msg: &Arc<Message>) -> RetainOutcome {
-        let mut map = self.map.write();
+        let counted = usize::from(!msg.topic.starts_with('$'));
+        let mut store = self.store.write();
         if msg.payload.is_empty() {
-            map.remove(&msg.topic);
+            if store.map.remove(&msg.topic).is_some() {
+                store.client_topics -= counted;
+            }
             return RetainOutcome::Cleared;
         }
-        if map.len() >= self.max && map.get(&msg.topic).is_none() {
+        if counted == 1 && store.client_topics >= self.max && store.map.get(&msg.topic).is_none() {
             return RetainOutcome::Full;
         }
-        map.insert(&msg.topic, msg.clone());
+        if store.map.insert(&msg.topic, msg.clone()).is_none() {
+            store.client_topics += counted;
+        }
         RetainOutcome::Stored
     }
 
     /// Retained messages matching `filter`, skipping expired ones.
     pub fn matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
         let mut out = Vec::new();
-        self.map.read().for_each_matching(filter, |_, m| {
+        self.store.read().map.for_each_matching(filter, |_, m| {
             if !m.is_expired(now) {
                 out.push(m.clone());
             }
@@ -57,11 +71,51 @@ impl Retained {
         out
     }
 
+    /// Retained messages on client topics, the ones `max` bounds.
     pub fn len(&self) -> usize {
-        self.map.read().len()
+        self.store.read().client_topics
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use bytestring::ByteString;
+
+    use super::*;
+    use crate::codec::QoS;
+
+    fn msg(topic: &str, payload: &'static str) -> Arc<Message> {
+        Arc::new(Message {
+            topic: ByteString::from(topic),
+            payload: Bytes::from_static(payload.as_bytes()),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: None,
+            expires_at: None,
+            origin: 0,
+        })
+    }
+
+    #[test]
+    fn sys_topics_do_not_count_against_the_cap() {
+        let r = Retained::new(2);
+        for i in 0..20 {
+            assert_eq!(r.store(&msg(&format!("$SYS/broker/x{i}"), "1")), RetainOutcome::Stored);
+        }
+        assert_eq!(r.store(&msg("a", "1")), RetainOutcome::Stored);
+        assert_eq!(r.store(&msg("b", "1")), RetainOutcome::Stored);
+        assert_eq!(r.store(&msg("c", "1")), RetainOutcome::Full);
+        // Replacing an existing topic is always allowed.
+        assert_eq!(r.store(&msg("a", "2")), RetainOutcome::Stored);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.store(&msg("a", "")), RetainOutcome::Cleared);
+        assert_eq!(r.store(&msg("c", "1")), RetainOutcome::Stored);
+        assert_eq!(r.matching("#", Instant::now()).len(), 2);
+        assert_eq!(r.matching("$SYS/#", Instant::now()).len(), 20);
     }
 }

@@ -10,4 +10,6 @@ mod validate;
 
 pub use topic_map::TopicMap;
 pub use tree::SubscriptionTree;
-pub use validate::{SharedFilter, TopicError, matches, parse_shared, validate_filter, validate_topic_name};
+pub use validate::{
+    SharedFilter, TopicError, matches, parse_shared, topic_levels, validate_filter, validate_topic_name,
+};

@@ -34,6 +34,11 @@ fn check_common(s: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Levels in a topic name or filter: `a/b` has two, `/` has two empty ones.
+pub fn topic_levels(s: &str) -> usize {
+    s.bytes().filter(|&b| b == b'/').count() + 1
+}
+
 /// A topic name as used in PUBLISH and wills.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     check_common(name)?;
