@@ -6,16 +6,16 @@
 //! [`Broker`]; it does no socket I/O.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::codec::{Protocol, ReasonCode};
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::router::{FanOut, Message, RetainOutcome, Router};
-use crate::session::{Kick, Registry, Session, SessionLimits};
+use crate::session::{Registry, Session, SessionLimits};
 use crate::topic::parse_shared;
 
 /// How long a new connection waits for the one it takes over to let go.
@@ -31,17 +31,26 @@ pub struct Broker {
     pub router: Router,
     pub metrics: Metrics,
     pub started: Instant,
+    session_limits: Arc<SessionLimits>,
+    /// Origin of [`Broker::clock_ds`]; tokio's clock, so tests can pause it.
+    clock_origin: tokio::time::Instant,
+    /// Set once shutdown begins, so a connection that attaches after the
+    /// others were kicked is kicked too.
+    shutting_down: AtomicBool,
 }
 
-/// A connection's hold on its session.
+/// A connection's hold on its session: owns the session's single owner
+/// permit and gives it back when dropped, however the connection ends.
 #[derive(Debug)]
 pub struct Attached {
     pub session: Arc<Session>,
     pub session_present: bool,
-    /// Set when another connection takes the session over or the broker
-    /// shuts down.
-    pub kick: Arc<Kick>,
-    pub owner: OwnedMutexGuard<()>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.session.owner.add_permits(1);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,21 +61,34 @@ pub enum AttachError {
 
 impl Broker {
     pub fn new(limits: Limits) -> Broker {
+        let session_limits = Arc::new(SessionLimits {
+            max_queued_messages: limits.max_queued_messages,
+            max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
+            max_inflight: limits.max_inflight,
+        });
         Broker {
             router: Router::new(limits.max_retained_messages),
             limits,
             registry: Registry::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            session_limits,
+            clock_origin: tokio::time::Instant::now(),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
-    fn session_limits(&self) -> SessionLimits {
-        SessionLimits {
-            max_queued_messages: self.limits.max_queued_messages,
-            max_queued_bytes: usize::try_from(self.limits.max_queued_bytes).unwrap_or(usize::MAX),
-            max_inflight: self.limits.max_inflight,
-        }
+    /// The broker's coarse clock: deciseconds since start, wrapping after
+    /// 13 years. Cheap to compare and to keep in an `AtomicU32`.
+    pub fn clock_ds(&self) -> u32 {
+        (self.clock_origin.elapsed().as_millis() / 100) as u32
+    }
+
+    /// Kicks every connection whose keep alive ran out. Run a few times a
+    /// second by one task, in place of a timer per connection.
+    pub fn sweep_keep_alive(&self) {
+        let now = self.clock_ds();
+        self.registry.for_each(|s| s.check_keep_alive(now));
     }
 
     /// Attaches a connection to the session of `client_id`, taking it over
@@ -82,61 +104,72 @@ impl Broker {
         loop {
             let Some(old) = self.registry.get(client_id) else {
                 let session = Arc::new(Session::new(
-                    client_id.clone(),
+                    Box::from(&**client_id),
                     self.registry.next_id(),
-                    self.session_limits(),
+                    self.session_limits.clone(),
                     protocol,
                 ));
-                let Ok(owner) = session.owner.clone().try_lock_owned() else {
+                // A fresh session: nobody else can hold its permit.
+                let Ok(permit) = session.owner.try_acquire() else {
                     continue;
                 };
                 if !self.registry.insert_if_absent(&session) {
                     continue;
                 }
-                return Ok(self.finish_attach(session, owner, false, protocol, expiry_interval));
+                permit.forget();
+                return Ok(self.finish_attach(session, false, protocol, expiry_interval));
             };
             old.kick(ReasonCode::SESSION_TAKEN_OVER);
-            let owner = tokio::time::timeout(TAKEOVER_TIMEOUT, old.owner.clone().lock_owned())
-                .await
-                .map_err(|_| AttachError::TakeoverTimeout(TAKEOVER_TIMEOUT))?;
+            match tokio::time::timeout(TAKEOVER_TIMEOUT, old.owner.acquire()).await {
+                Err(_) => return Err(AttachError::TakeoverTimeout(TAKEOVER_TIMEOUT)),
+                // The semaphore is never closed.
+                Ok(Err(_)) => continue,
+                Ok(Ok(permit)) => permit.forget(),
+            }
             if !self.registry.is_current(&old) {
+                old.owner.add_permits(1);
                 continue;
             }
             if clean_start {
+                old.owner.add_permits(1);
                 self.end_session(&old);
                 continue;
             }
-            return Ok(self.finish_attach(old, owner, true, protocol, expiry_interval));
+            return Ok(self.finish_attach(old, true, protocol, expiry_interval));
         }
     }
 
+    /// Marks `session` online for a connection whose owner permit has been
+    /// taken (and forgotten): the returned [`Attached`] gives it back.
     fn finish_attach(
         &self,
         session: Arc<Session>,
-        owner: OwnedMutexGuard<()>,
         session_present: bool,
         protocol: Protocol,
         expiry_interval: u32,
     ) -> Attached {
-        let kick = Arc::new(Kick::default());
         {
             let mut st = session.state.lock();
             st.online = true;
             st.generation += 1;
             st.protocol = protocol;
             st.expiry_interval = expiry_interval;
-            st.kick = Some(kick.clone());
+            st.kicked = None;
+            st.woken = false;
+            st.waker = None;
             // A reconnect before the will delay ran out cancels the will
             // [MQTT-3.1.3-9].
             st.pending_will = None;
         }
         Metrics::add(&self.metrics.clients_connected, 1);
-        Attached {
+        let attached = Attached {
             session,
             session_present,
-            kick,
-            owner,
+        };
+        if self.shutting_down.load(Ordering::Acquire) {
+            attached.session.kick(ReasonCode::SERVER_SHUTTING_DOWN);
         }
+        attached
     }
 
     /// Detaches the connection from its session. `will` is the connection's
@@ -144,7 +177,7 @@ impl Broker {
     /// its delay in seconds. `expiry_interval` is the one in force at the
     /// end, as DISCONNECT may change it [MQTT-3.14.2-2].
     pub fn detach(self: &Arc<Self>, attached: Attached, will: Option<(Arc<Message>, u32)>, expiry_interval: u32) {
-        let Attached { session, owner, .. } = attached;
+        let session = attached.session.clone();
         // The will goes when its delay runs out or the session ends,
         // whichever comes first [MQTT-3.1.3-9].
         let (now_will, delayed_will) = match will {
@@ -155,7 +188,9 @@ impl Broker {
         let generation = {
             let mut st = session.state.lock();
             st.online = false;
-            st.kick = None;
+            st.kicked = None;
+            st.waker = None;
+            st.woken = false;
             st.generation += 1;
             st.expiry_interval = expiry_interval;
             // Set before the owner lock is released, so a connection that
@@ -165,8 +200,10 @@ impl Broker {
             Metrics::add(&self.metrics.publish_dropped, dropped as u64);
             st.generation
         };
+        session.keep_alive_deadline.store(0, Ordering::Relaxed);
         Metrics::sub(&self.metrics.clients_connected, 1);
-        drop(owner);
+        // Gives the owner permit back.
+        drop(attached);
 
         if let Some(will) = now_will {
             self.publish(&will);
@@ -240,10 +277,12 @@ impl Broker {
         }
     }
 
-    /// Asks every attached connection to close for shutdown.
-    pub fn kick_all(&self, reason: ReasonCode) {
+    /// Asks every attached connection, and any that attaches from now on,
+    /// to close for shutdown.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
         for session in self.registry.all() {
-            session.kick(reason);
+            session.kick(ReasonCode::SERVER_SHUTTING_DOWN);
         }
     }
 

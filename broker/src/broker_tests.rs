@@ -95,17 +95,57 @@ async fn session_expires_after_its_interval() {
 async fn mqtt_3_1_4_3_takeover_kicks_the_old_connection() {
     let b = broker();
     let old = attach(&b, "c1", false, 60).await;
-    let kick = old.kick.clone();
     let session = old.session.clone();
     let b2 = b.clone();
     let newer = tokio::spawn(async move { attach(&b2, "c1", false, 60).await });
-    while kick.reason().is_none() {
-        session.wake.notified().await;
+    while session.state.lock().kicked.is_none() {
+        tokio::task::yield_now().await;
     }
-    assert_eq!(kick.reason(), Some(ReasonCode::SESSION_TAKEN_OVER));
+    assert_eq!(session.state.lock().kicked, Some(ReasonCode::SESSION_TAKEN_OVER));
     b.detach(old, None, 60);
+    // The new connection's attach starts it unkicked.
     let newer = newer.await.expect("join");
     assert!(newer.session_present);
+    assert_eq!(session.state.lock().kicked, None);
+    b.detach(newer, None, 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_sweep_kicks_only_expired_connections() {
+    let b = broker();
+    let silent = attach(&b, "silent", true, 0).await;
+    let chatty = attach(&b, "chatty", true, 0).await;
+    let none = attach(&b, "none", true, 0).await;
+    let now = b.clock_ds();
+    silent
+        .session
+        .keep_alive_deadline
+        .store(now + 10, std::sync::atomic::Ordering::Relaxed);
+    chatty
+        .session
+        .keep_alive_deadline
+        .store(now + 1000, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    b.sweep_keep_alive();
+    assert_eq!(silent.session.state.lock().kicked, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
+    assert_eq!(chatty.session.state.lock().kicked, None);
+    assert_eq!(none.session.state.lock().kicked, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn takeover_after_clean_start_gets_a_fresh_session() {
+    let b = broker();
+    let old = attach(&b, "c1", false, 60).await;
+    let b2 = b.clone();
+    let newer = tokio::spawn(async move { attach(&b2, "c1", true, 60).await });
+    while old.session.state.lock().kicked.is_none() {
+        tokio::task::yield_now().await;
+    }
+    b.detach(old, None, 60);
+    let newer = newer.await.expect("join");
+    assert!(!newer.session_present);
+    // The old session's permit was given back and the new one is held.
+    assert!(newer.session.owner.try_acquire().is_err());
 }
 
 #[tokio::test(start_paused = true)]

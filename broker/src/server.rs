@@ -10,11 +10,14 @@ use std::time::Duration;
 use crate::broker::Broker;
 use crate::config::{Config, ListenerProtocol};
 use crate::listener::{self, ConnTracker, ListenerSettings};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::sys;
 
 /// How long shutdown waits for connections to say goodbye.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often keep alive deadlines are checked.
+const KEEP_ALIVE_SWEEP: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -88,6 +91,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         ));
     }
     tokio::spawn(sys::publish_loop(broker.clone(), config.sys.interval, signal.clone()));
+    tokio::spawn(keep_alive_loop(broker.clone(), signal.clone()));
     if let Some(path) = ready_file {
         write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile {
             path: path.to_path_buf(),
@@ -98,10 +102,25 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     stop.await;
     tracing::info!(connections = tracker.live(), "shutting down");
     shutdown.trigger();
-    broker.kick_all(crate::codec::ReasonCode::SERVER_SHUTTING_DOWN);
+    broker.begin_shutdown();
     tracker.wait_idle(DRAIN_TIMEOUT).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Closes connections whose keep alive ran out [MQTT-3.1.2-22]. One sweep
+/// over the sessions a few times a second replaces a timer per connection;
+/// a silent client is closed at most the sweep period plus the clock's
+/// 100 ms resolution after its one and a half keep alive periods.
+async fn keep_alive_loop(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
+    let mut tick = tokio::time::interval(KEEP_ALIVE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.sweep_keep_alive(),
+            _ = shutdown.wait() => return,
+        }
+    }
 }
 
 /// One line per listener, `name protocol addr`, written whole (temp file and

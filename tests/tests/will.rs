@@ -66,10 +66,11 @@ fn mqtt_3_1_2_17_will_retain_stored() {
         s.subscribe("will/r", 0);
         match s.try_read_packet(Duration::from_millis(300)) {
             Ok(p) => {
+                // A subscription made before the will went out gets the live
+                // copy (RETAIN 0); the next SUBSCRIBE then gets the stored one.
                 let m = p.publish(false);
-                assert!(m.retain);
                 assert_eq!(m.payload, b"last");
-                true
+                m.retain
             }
             Err(_) => false,
         }

@@ -1,6 +1,7 @@
 //! From an accepted socket to an attached session: read CONNECT within the
 //! handshake timeout, check it, attach the session, answer CONNACK.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ use crate::topic::{topic_levels, validate_topic_name};
 /// A connection that passed the handshake.
 pub struct Accepted {
     pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub listener: Arc<ListenerSettings>,
     pub broker: Arc<Broker>,
     pub attached: Attached,
     pub protocol: Protocol,
@@ -51,12 +54,13 @@ enum ReadConnectError {
 
 pub async fn handshake(
     mut stream: TcpStream,
+    peer: SocketAddr,
     broker: Arc<Broker>,
-    listener: Arc<ListenerSettings>,
+    listener_settings: Arc<ListenerSettings>,
     mut shutdown: ShutdownSignal,
 ) -> Option<Accepted> {
     let broker = &broker;
-    let listener = &*listener;
+    let listener = &*listener_settings;
     let limits = &broker.limits;
     let read = tokio::select! {
         r = tokio::time::timeout(limits.handshake_timeout, read_connect(&mut stream, limits.max_packet_size)) => r,
@@ -194,6 +198,8 @@ pub async fn handshake(
     let connect = *connect;
     Some(Accepted {
         stream,
+        peer,
+        listener: listener_settings.clone(),
         broker: broker.clone(),
         attached,
         protocol,

@@ -50,7 +50,7 @@ impl Conn {
 
     pub(super) fn send(&mut self, packet: &Packet) {
         if let Err(e) = codec::encode(packet, self.protocol, &mut self.wbuf) {
-            tracing::error!(error = %e, "cannot encode a packet; dropped");
+            conn_event!(self, tracing::Level::ERROR, error = %e, "cannot encode a packet; dropped");
         }
     }
 
@@ -104,10 +104,12 @@ impl Conn {
         let reason = if p.topic.starts_with('$') {
             // $-topics belong to the server [MQTT-4.7.2-1]; clients do not
             // publish into them.
-            tracing::debug!(topic = %p.topic, "dropping a client PUBLISH to a $ topic");
+            conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "dropping a client PUBLISH to a $ topic");
             ReasonCode::NOT_AUTHORIZED
         } else if topic_levels(&p.topic) > limits.max_topic_levels {
-            tracing::info!(
+            conn_event!(
+                self,
+                tracing::Level::INFO,
                 levels = topic_levels(&p.topic),
                 max = limits.max_topic_levels,
                 "dropping a PUBLISH deeper than limits.max_topic_levels"
@@ -153,7 +155,7 @@ impl Conn {
             ));
         }
         if self.aliases.is_empty() {
-            self.aliases = vec![None; usize::from(max)];
+            self.aliases = vec![None; usize::from(max)].into_boxed_slice();
         }
         let slot = &mut self.aliases[usize::from(alias - 1)];
         if p.topic.is_empty() {
@@ -202,7 +204,12 @@ impl Conn {
         if known {
             st.outgoing.complete(packet_id, stage);
         } else {
-            tracing::debug!(packet_id, "acknowledgement for an unknown packet identifier ignored");
+            conn_event!(
+                self,
+                tracing::Level::DEBUG,
+                packet_id,
+                "acknowledgement for an unknown packet identifier ignored"
+            );
         }
     }
 
@@ -260,7 +267,7 @@ impl Conn {
             let share = match parse_shared(filter) {
                 Ok(share) => share,
                 Err(e) => {
-                    tracing::debug!(filter = %filter, error = %e, "subscription refused");
+                    conn_event!(self, tracing::Level::DEBUG, filter = %filter, error = %e, "subscription refused");
                     codes.push(ReasonCode::TOPIC_FILTER_INVALID);
                     continue;
                 }
@@ -271,7 +278,9 @@ impl Conn {
                 continue;
             }
             if topic_levels(inner) > limits.max_topic_levels {
-                tracing::info!(
+                conn_event!(
+                    self,
+                    tracing::Level::INFO,
                     levels = topic_levels(inner),
                     max = limits.max_topic_levels,
                     "subscription refused: deeper than limits.max_topic_levels"
@@ -318,16 +327,21 @@ impl Conn {
         }));
         // Bounded so a client that subscribes again and again without
         // reading cannot grow this list past one full retained store.
-        let room = limits.max_retained_messages.saturating_sub(self.replay.len());
+        let owed = self.replay.as_ref().map_or(0, |r| r.len());
+        let room = limits.max_retained_messages.saturating_sub(owed);
         if retained.len() > room {
-            tracing::warn!(
+            conn_event!(
+                self,
+                tracing::Level::WARN,
                 dropped = retained.len() - room,
                 "retained messages not sent: the client has not yet read those of its earlier subscriptions"
             );
-            self.stats.dropped += (retained.len() - room) as u64;
+            self.stats.dropped += u32::try_from(retained.len() - room).unwrap_or(u32::MAX);
             retained.truncate(room);
         }
-        self.replay.extend(retained);
+        if !retained.is_empty() {
+            self.replay.get_or_insert_default().extend(retained);
+        }
         Ok(())
     }
 

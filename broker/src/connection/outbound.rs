@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::codec::{self, Packet, PubResp, PublishParts, QoS};
 use crate::session::{Delivery, InflightStage, SessionState};
 
+use super::CloseReason;
 use super::run::{Conn, WRITE_HIGH_WATER};
 
 impl Conn {
@@ -14,31 +15,40 @@ impl Conn {
     /// high-water mark. Encoding happens under the session lock, which the
     /// router only takes to append: the critical section is a memcpy.
     ///
-    /// True when it stopped at the high-water mark with deliveries left.
-    pub(super) fn pump(&mut self) -> bool {
+    /// True when it stopped at the high-water mark with deliveries left; an
+    /// error when the connection has been kicked.
+    pub(super) fn pump(&mut self) -> Result<bool, CloseReason> {
+        let session = self.attached.session.clone();
+        let mut st = session.state.lock();
+        if let Some(code) = st.kicked {
+            return Err(CloseReason::kicked(code));
+        }
+        Ok(self.pump_locked(&mut st))
+    }
+
+    fn pump_locked(&mut self, st: &mut SessionState) -> bool {
         if self.wbuf.len() >= WRITE_HIGH_WATER {
             return true;
         }
-        let session = self.attached.session.clone();
-        let mut st = session.state.lock();
         if self.resend_pending {
             self.resend_pending = false;
-            self.resend(&st);
+            self.resend(st);
         }
         let now = Instant::now();
-        while let Some(front) = self.replay.front() {
+        while let Some(replay) = self.replay.as_mut() {
+            let Some(front) = replay.front() else {
+                self.replay = None;
+                break;
+            };
             if front.qos != QoS::AtMostOnce && st.outgoing.len() >= usize::from(self.send_window) {
                 return false;
             }
             if self.wbuf.len() >= WRITE_HIGH_WATER {
                 return true;
             }
-            let Some(d) = self.replay.pop_front() else { break };
-            if self.replay.is_empty() && self.replay.capacity() > 64 {
-                self.replay = Default::default();
-            }
+            let Some(d) = replay.pop_front() else { continue };
             if !d.msg.is_expired(now) {
-                self.deliver(&mut st, d, now);
+                self.deliver(st, d, now);
             }
         }
         loop {
@@ -54,7 +64,7 @@ impl Conn {
             if d.msg.is_expired(now) {
                 continue;
             }
-            self.deliver(&mut st, d, now);
+            self.deliver(st, d, now);
         }
     }
 
@@ -86,7 +96,7 @@ impl Conn {
         // A packet larger than the client accepts is dropped for this
         // client only [MQTT-3.1.2-25].
         if codec::publish_parts_len(&parts, self.protocol) > self.client_max_packet as usize {
-            tracing::debug!(topic = %d.msg.topic, "message exceeds the client's Maximum Packet Size; not sent to it");
+            conn_event!(self, tracing::Level::DEBUG, topic = %d.msg.topic, "message exceeds the client's Maximum Packet Size; not sent to it");
             self.stats.dropped += 1;
             return;
         }
@@ -126,7 +136,7 @@ impl Conn {
                         ..Default::default()
                     });
                     if let Err(e) = codec::encode(&rel, self.protocol, &mut self.wbuf) {
-                        tracing::error!(error = %e, "cannot encode PUBREL");
+                        conn_event!(self, tracing::Level::ERROR, error = %e, "cannot encode PUBREL");
                     }
                 }
             }

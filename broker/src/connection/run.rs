@@ -2,23 +2,25 @@
 //! keep-alive deadline; read and act in batches; write in batches.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use super::CloseReason;
 use super::handshake::Accepted;
 use super::scratch::with_scratch;
 use crate::broker::{Attached, Broker};
-use crate::codec::{self, Disconnect, LastWill, Packet, Protocol, ReasonCode};
+use crate::codec::{self, Disconnect, LastWill, Packet, Protocol};
+use crate::listener::ListenerSettings;
 use crate::metrics::Metrics;
 use crate::router::Message;
 use crate::session::Delivery;
-use crate::shutdown::ShutdownSignal;
 
 /// Stop reading from a client, and stop pulling deliveries from its queue,
 /// while this much is waiting to be written: a client that does not read
@@ -34,6 +36,9 @@ pub(super) struct Conn {
     pub stream: TcpStream,
     pub broker: Arc<Broker>,
     pub attached: Attached,
+    /// For the `conn` span, made again whenever a line is logged.
+    pub peer: SocketAddr,
+    pub listener: Arc<ListenerSettings>,
     pub protocol: Protocol,
     pub send_window: u16,
     pub client_max_packet: u32,
@@ -42,7 +47,7 @@ pub(super) struct Conn {
     pub expiry_interval: u32,
     pub connect_expiry_was_zero: bool,
     /// Inbound topic aliases, allocated on first use [MQTT-3.3.2-12].
-    pub aliases: Vec<Option<ByteString>>,
+    pub aliases: Box<[Option<ByteString>]>,
     /// A partial frame carried over between reads; empty (unallocated) in
     /// the common case.
     pub rbuf: BytesMut,
@@ -53,33 +58,32 @@ pub(super) struct Conn {
     /// Kept here rather than in the session queue so a subscription to `#`
     /// gets every retained message, not just what fits the queue's bounds:
     /// the messages are shared with the retained store, so each costs only
-    /// its delivery record.
-    pub replay: VecDeque<Delivery>,
+    /// its delivery record. Boxed: most connections never have any.
+    #[expect(clippy::box_collection, reason = "8 bytes per idle connection instead of 32")]
+    pub replay: Option<Box<VecDeque<Delivery>>>,
     pub stats: LocalStats,
 }
 
 /// Counters kept per connection and folded into the broker's once per
-/// batch.
+/// batch, so a batch never exceeds 32 bits of any.
 #[derive(Default)]
 pub(super) struct LocalStats {
-    pub messages_received: u64,
-    pub messages_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    pub dropped: u64,
+    pub messages_received: u32,
+    pub messages_sent: u32,
+    pub bytes_received: u32,
+    pub bytes_sent: u32,
+    pub dropped: u32,
 }
 
 impl Conn {
-    /// The boxed connection and the bytes that arrived after CONNECT.
-    pub(super) fn from_accepted(mut accepted: Accepted) -> (Box<Conn>, BytesMut) {
-        let rest = std::mem::take(&mut accepted.rest);
-        (Box::new(Conn::new(accepted)), rest)
-    }
-
-    fn new(accepted: Accepted) -> Conn {
-        Conn {
+    /// The boxed connection; bytes that arrived after CONNECT wait in its
+    /// read buffer.
+    pub(super) fn from_accepted(accepted: Accepted) -> Box<Conn> {
+        Box::new(Conn {
             stream: accepted.stream,
             broker: accepted.broker,
+            peer: accepted.peer,
+            listener: accepted.listener,
             resend_pending: accepted.attached.session_present,
             attached: accepted.attached,
             protocol: accepted.protocol,
@@ -89,117 +93,144 @@ impl Conn {
             will: accepted.will.map(Box::new),
             expiry_interval: accepted.expiry_interval,
             connect_expiry_was_zero: accepted.connect_expiry_was_zero,
-            aliases: Vec::new(),
-            replay: VecDeque::new(),
-            rbuf: BytesMut::new(),
+            aliases: Box::default(),
+            replay: None,
+            // An empty remainder may still hold the handshake's read buffer.
+            rbuf: if accepted.rest.is_empty() {
+                BytesMut::new()
+            } else {
+                accepted.rest
+            },
             wbuf: BytesMut::new(),
             stats: LocalStats::default(),
+        })
+    }
+
+    /// The connection's `conn` span, as the handshake had it.
+    pub(super) fn span(&self) -> tracing::Span {
+        super::conn_span(&self.peer, &self.listener.name, Some(&self.attached.session.client_id))
+    }
+}
+
+/// What woke a waiting connection.
+enum Event {
+    Readable,
+    /// Writable, or new deliveries: either way, pump and flush.
+    Writable,
+}
+
+/// Runs a connection to its end. The connection lives in a box and waits
+/// through one hand-written poll (socket readiness, session wake, kick), so
+/// the task's future holds little more than the box: no timer (keep alive
+/// is swept broker-wide) and no waiter nodes while idle.
+pub async fn run(mut conn: Box<Conn>) {
+    // The block ends the reason's storage before the next await.
+    let closing = {
+        let reason = conn.drive().await;
+        closing(conn, reason)
+    };
+    closing.await;
+}
+
+/// The close, boxed: its timer and write future are rare and should not
+/// size every connection's task.
+fn closing(conn: Box<Conn>, reason: CloseReason) -> std::pin::Pin<Box<impl Future<Output = ()>>> {
+    let span = conn.span();
+    Box::pin(conn.close(reason).instrument(span))
+}
+
+impl Conn {
+    /// Serves the connection until something ends it, and says what.
+    async fn drive(&mut self) -> CloseReason {
+        self.touch_keep_alive();
+        if !self.rbuf.is_empty() {
+            let rest = std::mem::take(&mut self.rbuf);
+            match self.process(&rest) {
+                Ok(consumed) => self.keep_partial(&rest[consumed..]),
+                Err(e) => return e,
+            }
+        }
+        loop {
+            let more = match self.pump() {
+                Ok(more) => more,
+                Err(e) => return e,
+            };
+            if let Err(e) = self.flush() {
+                return e.into();
+            }
+            self.fold_stats();
+            if more && self.wbuf.len() < WRITE_HIGH_WATER {
+                // The queue still holds deliveries and the socket took the
+                // last batch: no wake will come for them (the queue is not
+                // empty), so go round again, after letting other tasks run.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if self.wbuf.is_empty() {
+                // Idle connections hold no write buffer.
+                self.wbuf = BytesMut::new();
+            }
+            match std::future::poll_fn(|cx| self.poll_event(cx)).await {
+                Ok(Event::Readable) => {
+                    self.touch_keep_alive();
+                    match self.read_batch() {
+                        // A publisher that always has bytes waiting must not
+                        // keep the subscribers' tasks on this worker from
+                        // running.
+                        Ok(true) => tokio::task::yield_now().await,
+                        Ok(false) => {}
+                        Err(e) => return e,
+                    }
+                }
+                Ok(Event::Writable) => {}
+                Err(e) => return e,
+            }
         }
     }
 }
 
-/// Runs a connection to its end. The connection lives in a box so the
-/// task's future stays small: an idle connection costs the box, this loop's
-/// waiters and the socket.
-pub async fn run(mut conn: Box<Conn>, rest: BytesMut, shutdown: ShutdownSignal) {
-    let keep_alive = conn.keep_alive;
-    let kick = conn.attached.kick.clone();
-    let session = conn.attached.session.clone();
-
-    // The server allows one and a half keep alive periods of silence
-    // [MQTT-3.1.2-22].
-    let grace = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
-    let mut last_heard = Instant::now();
-    let far = Duration::from_secs(86_400 * 365);
-    let sleep = tokio::time::sleep(grace.unwrap_or(far));
-    tokio::pin!(sleep);
-
-    let mut reason = if rest.is_empty() {
-        Ok(())
-    } else {
-        conn.process(&rest).map(|consumed| conn.keep_partial(&rest[consumed..]))
-    };
-    drop(rest);
-
-    while reason.is_ok() {
-        if let Some(code) = kick.reason() {
-            reason = Err(if code == ReasonCode::SESSION_TAKEN_OVER {
-                CloseReason::TakenOver
-            } else {
-                CloseReason::Shutdown
-            });
-            break;
-        }
-        if shutdown.is_triggered() {
-            reason = Err(CloseReason::Shutdown);
-            break;
-        }
-        let more = conn.pump();
-        if let Err(e) = conn.flush() {
-            reason = Err(e.into());
-            break;
-        }
-        conn.fold_stats();
-        if more && conn.wbuf.len() < WRITE_HIGH_WATER {
-            // The queue still holds deliveries and the socket took the last
-            // batch: no wake will come for them (the queue is not empty), so
-            // go round again, after letting other tasks run.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        if conn.wbuf.is_empty() {
-            // Idle connections hold no write buffer.
-            conn.wbuf = BytesMut::new();
-        }
-        // One readiness future for both directions keeps the task small.
-        let can_read = conn.wbuf.len() < WRITE_HIGH_WATER;
-        let interest = match (can_read, !conn.wbuf.is_empty()) {
-            (true, true) => Interest::READABLE | Interest::WRITABLE,
-            (true, false) => Interest::READABLE,
-            (false, _) => Interest::WRITABLE,
-        };
-        tokio::select! {
-            biased;
-            r = conn.stream.ready(interest) => match r {
-                Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
-                    last_heard = Instant::now();
-                    match conn.read_batch() {
-                        // Readiness futures do not spend tokio's cooperative
-                        // budget, so a publisher that always has bytes waiting
-                        // would never let the subscribers' tasks on this
-                        // worker run: yield after each full budget.
-                        Ok(true) => tokio::task::yield_now().await,
-                        Ok(false) => {}
-                        Err(e) => reason = Err(e),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => reason = Err(e.into()),
-            },
-            // New deliveries, a takeover or shutdown: the top of the loop
-            // sorts out which.
-            _ = session.wake.notified() => {}
-            _ = &mut sleep => {
-                if let Some(grace) = grace {
-                    let deadline = last_heard + grace;
-                    if Instant::now() >= deadline {
-                        reason = Err(CloseReason::KeepAliveTimeout);
-                    } else {
-                        sleep.as_mut().reset(deadline.into());
-                    }
-                } else {
-                    sleep.as_mut().reset((Instant::now() + far).into());
-                }
+impl Conn {
+    /// Waits for the socket to be readable (unless the write buffer is at
+    /// its high-water mark) or writable (when there is something to write),
+    /// for new deliveries, or for a kick.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, CloseReason>> {
+        {
+            let mut st = self.attached.session.state.lock();
+            if let Some(code) = st.kicked {
+                return Poll::Ready(Err(CloseReason::kicked(code)));
+            }
+            if std::mem::take(&mut st.woken) {
+                return Poll::Ready(Ok(Event::Writable));
+            }
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
             }
         }
+        if self.wbuf.len() < WRITE_HIGH_WATER
+            && let Poll::Ready(r) = self.stream.poll_read_ready(cx)
+        {
+            return Poll::Ready(r.map(|()| Event::Readable).map_err(CloseReason::from));
+        }
+        if !self.wbuf.is_empty()
+            && let Poll::Ready(r) = self.stream.poll_write_ready(cx)
+        {
+            return Poll::Ready(r.map(|()| Event::Writable).map_err(CloseReason::from));
+        }
+        Poll::Pending
     }
-    let reason = match reason {
-        Err(r) => r,
-        Ok(()) => CloseReason::Eof,
-    };
-    // Boxed: the closing path's timer and write future are rare and should
-    // not size every connection's task.
-    Box::pin(conn.close(reason)).await;
+
+    /// Something arrived from the client: its keep alive starts again. The
+    /// server allows one and a half periods of silence [MQTT-3.1.2-22].
+    fn touch_keep_alive(&self) {
+        if self.keep_alive > 0 {
+            let grace_ds = u32::from(self.keep_alive) * 15;
+            let deadline = self.broker.clock_ds().saturating_add(grace_ds).max(1);
+            self.attached
+                .session
+                .keep_alive_deadline
+                .store(deadline, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Conn {
@@ -221,7 +252,7 @@ impl Conn {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(Some(0)),
                     Err(e) => return Err(e.into()),
                 };
-                self.stats.bytes_received += n as u64;
+                self.stats.bytes_received += n as u32;
                 if self.rbuf.is_empty() {
                     let consumed = self.process(&scratch[..n])?;
                     self.keep_partial(&scratch[consumed..n]);
@@ -274,7 +305,7 @@ impl Conn {
             match self.stream.try_write(&self.wbuf) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.stats.bytes_sent += n as u64;
+                    self.stats.bytes_sent += n as u32;
                     self.wbuf.advance(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -288,11 +319,11 @@ impl Conn {
     fn fold_stats(&mut self) {
         let s = std::mem::take(&mut self.stats);
         let m = &self.broker.metrics;
-        Metrics::add(&m.messages_received, s.messages_received);
-        Metrics::add(&m.messages_sent, s.messages_sent);
-        Metrics::add(&m.bytes_received, s.bytes_received);
-        Metrics::add(&m.bytes_sent, s.bytes_sent);
-        Metrics::add(&m.publish_dropped, s.dropped);
+        Metrics::add(&m.messages_received, u64::from(s.messages_received));
+        Metrics::add(&m.messages_sent, u64::from(s.messages_sent));
+        Metrics::add(&m.bytes_received, u64::from(s.bytes_received));
+        Metrics::add(&m.bytes_sent, u64::from(s.bytes_sent));
+        Metrics::add(&m.publish_dropped, u64::from(s.dropped));
     }
 
     /// Ends the connection: a v5 client hears why [MQTT-4.13.2-1], pending
@@ -341,7 +372,7 @@ impl Conn {
         self.fold_stats();
         // A persistent session keeps the retained messages it was owed, within
         // its queue's bounds, for its next connection.
-        for d in std::mem::take(&mut self.replay) {
+        for d in self.replay.take().into_iter().flat_map(|r| *r) {
             self.attached.session.offer(d);
         }
         // A will is published unless the client disconnected normally

@@ -114,9 +114,6 @@ pub async fn accept_loop(
             listener_live: listener_live.clone(),
         };
         let (broker, settings, shutdown) = (broker.clone(), settings.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let _guard = guard;
-            connection::serve(stream, peer, broker, settings, shutdown).await;
-        });
+        tokio::spawn(connection::serve(stream, peer, broker, settings, shutdown, guard));
     }
 }

@@ -10,14 +10,14 @@ mod inflight;
 mod queue;
 mod registry;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Waker;
 use std::time::Duration;
 
-use bytestring::ByteString;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 pub use inflight::{Inflight, InflightStage, Outgoing};
 pub use queue::{OutQueue, PushOutcome};
@@ -67,7 +67,9 @@ pub struct SessionState {
     /// Packet identifiers of QoS 2 PUBLISHes received and answered with
     /// PUBREC, awaiting PUBREL [MQTT-4.3.3-9].
     pub incoming_qos2: Vec<u16>,
-    pub subscriptions: HashMap<Box<str>, Subscription>,
+    /// A B-tree rather than a hash map: empty, it costs no allocation and
+    /// fewer bytes, and most clients hold a handful of subscriptions.
+    pub subscriptions: BTreeMap<Box<str>, Subscription>,
     /// A connection is attached and draining the queue.
     pub online: bool,
     /// Session expiry interval in force, seconds (0xFFFF_FFFF = never).
@@ -78,10 +80,17 @@ pub struct SessionState {
     pub protocol: Protocol,
     /// Messages this session lost to a full queue.
     pub dropped: u64,
-    /// Asks the attached connection to close (takeover, shutdown). One per
-    /// connection, so a kick meant for an old connection can never hit a
-    /// new one.
-    pub kick: Option<Arc<Kick>>,
+    /// Why the attached connection must close (takeover, shutdown, keep
+    /// alive), set by [`Session::kick`]. Cleared at every attach and detach,
+    /// so a kick meant for an old connection can never hit a new one.
+    pub kicked: Option<ReasonCode>,
+    /// The attached connection's task, woken by [`Session::offer`] when the
+    /// queue goes from empty to not, and by kicks. Kept under the state lock
+    /// so a wake can never slip between the connection's check and its
+    /// registration.
+    pub waker: Option<Waker>,
+    /// Set with a wake for new deliveries; the connection clears it.
+    pub woken: bool,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
     pub pending_will: Option<Arc<Message>>,
 }
@@ -90,33 +99,24 @@ pub struct SessionState {
 /// same session when they point at the same one.
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: ByteString,
+    /// Its own exact allocation: a slice of the CONNECT packet would pin
+    /// the whole packet, password included, for the session's life.
+    pub client_id: Box<str>,
     /// Unique per session over the broker's life; the origin of its messages
     /// for No Local.
     pub id: u64,
-    pub limits: SessionLimits,
+    /// Shared by all sessions of a broker: one pointer, not a copy each.
+    pub limits: Arc<SessionLimits>,
     pub state: Mutex<SessionState>,
-    /// Wakes the attached connection when the queue goes from empty to not.
-    pub wake: Notify,
-    /// Held by the attached connection for its whole life; a new connection
-    /// for the same client id takes it after kicking the old one, so the two
-    /// never drive the session at once.
-    pub owner: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// A request for one connection to close, with the reason its v5 client is
-/// told. Signalled through the session's `wake`, so a connection waits on a
-/// single notification for both new deliveries and kicks.
-#[derive(Debug, Default)]
-pub struct Kick(AtomicU8);
-
-impl Kick {
-    pub fn reason(&self) -> Option<ReasonCode> {
-        match self.0.load(Ordering::Acquire) {
-            0 => None,
-            r => Some(ReasonCode(r)),
-        }
-    }
+    /// One permit, held by the attached connection for its whole life
+    /// (taken with `forget`, given back when its [`crate::broker::Attached`]
+    /// drops); a new connection for the same client id waits for it after
+    /// kicking the old one, so two never drive the session at once.
+    pub owner: Semaphore,
+    /// When the attached connection's keep alive runs out, in deciseconds of
+    /// the broker's clock; 0 for none. Checked by one sweeper for all
+    /// connections, so an idle connection carries no timer of its own.
+    pub keep_alive_deadline: AtomicU32,
 }
 
 /// What happened to a delivery offered to a session.
@@ -130,7 +130,7 @@ pub enum Offer {
 }
 
 impl Session {
-    pub fn new(client_id: ByteString, id: u64, limits: SessionLimits, protocol: Protocol) -> Session {
+    pub fn new(client_id: Box<str>, id: u64, limits: Arc<SessionLimits>, protocol: Protocol) -> Session {
         Session {
             client_id,
             id,
@@ -139,17 +139,19 @@ impl Session {
                 queue: OutQueue::default(),
                 outgoing: Outgoing::default(),
                 incoming_qos2: Vec::new(),
-                subscriptions: HashMap::new(),
+                subscriptions: BTreeMap::new(),
                 online: false,
                 expiry_interval: 0,
                 generation: 0,
                 protocol,
                 dropped: 0,
-                kick: None,
+                kicked: None,
+                waker: None,
+                woken: false,
                 pending_will: None,
             }),
-            wake: Notify::new(),
-            owner: Arc::new(tokio::sync::Mutex::new(())),
+            owner: Semaphore::new(1),
+            keep_alive_deadline: AtomicU32::new(0),
         }
     }
 
@@ -171,20 +173,41 @@ impl Session {
                 return Offer::Dropped;
             }
         }
-        let online = st.online;
+        let waker = if was_empty && st.online {
+            st.woken = true;
+            st.waker.take()
+        } else {
+            None
+        };
         drop(st);
-        if was_empty && online {
-            self.wake.notify_one();
+        if let Some(w) = waker {
+            w.wake();
         }
         Offer::Queued
     }
 
-    /// Asks the attached connection, if any, to close with `reason`.
+    /// Asks the attached connection, if any, to close with `reason`. The
+    /// first reason given wins.
     pub fn kick(&self, reason: ReasonCode) {
-        let kick = self.state.lock().kick.take();
-        if let Some(kick) = kick {
-            kick.0.store(reason.0, Ordering::Release);
-            self.wake.notify_one();
+        let mut st = self.state.lock();
+        if !st.online || st.kicked.is_some() {
+            return;
+        }
+        st.kicked = Some(reason);
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Kicks the attached connection if its keep alive ran out by `now`
+    /// (deciseconds of the broker's clock) [MQTT-3.1.2-22].
+    pub fn check_keep_alive(&self, now: u32) {
+        let deadline = self.keep_alive_deadline.load(Ordering::Relaxed);
+        if deadline != 0 && now > deadline {
+            self.keep_alive_deadline.store(0, Ordering::Relaxed);
+            self.kick(ReasonCode::KEEP_ALIVE_TIMEOUT);
         }
     }
 
