@@ -24,6 +24,7 @@ mod inbound;
 mod outbound;
 mod run;
 mod scratch;
+mod task;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -100,9 +101,10 @@ impl CloseReason {
 /// would be a third of an idle connection's memory.
 ///
 /// `guard` is dropped when the connection ends (the listener counts live
-/// connections with it). The returned future is the whole task: wrapping
-/// it in another `async` block would store it twice.
-pub fn serve<G: Send + 'static>(
+/// connections with it). The returned future is the whole task, holding
+/// the connection inline: wrapping it in an `async` block would store it
+/// twice.
+pub fn serve<G: Send + Unpin + 'static>(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
@@ -112,16 +114,8 @@ pub fn serve<G: Send + 'static>(
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = conn_span(&peer, &listener.name, None);
     let _ = stream.set_nodelay(true);
-    let handshake = Box::pin(handshake::handshake(stream, peer, broker, listener, shutdown).instrument(span));
-    async move {
-        // Only the boxed connection may outlive this statement: a binding
-        // of the whole handshake result would keep its bytes in the task
-        // for the connection's life.
-        if let Some(conn) = handshake.await.map(run::Conn::from_accepted) {
-            run::run(conn).await;
-        }
-        drop(guard);
-    }
+    let handshake = handshake::handshake(stream, peer, broker, listener, shutdown).instrument(span);
+    task::ConnTask::new(handshake, guard)
 }
 
 /// The span every log line of one connection is logged in.

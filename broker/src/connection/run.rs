@@ -78,8 +78,8 @@ pub(super) struct LocalStats {
 impl Conn {
     /// The boxed connection; bytes that arrived after CONNECT wait in its
     /// read buffer.
-    pub(super) fn from_accepted(accepted: Accepted) -> Box<Conn> {
-        Box::new(Conn {
+    pub(super) fn from_accepted(accepted: Accepted) -> Conn {
+        Conn {
             stream: accepted.stream,
             broker: accepted.broker,
             peer: accepted.peer,
@@ -103,7 +103,7 @@ impl Conn {
             },
             wbuf: BytesMut::new(),
             stats: LocalStats::default(),
-        })
+        }
     }
 
     /// The connection's `conn` span, as the handshake had it.
@@ -119,73 +119,69 @@ enum Event {
     Writable,
 }
 
-/// Runs a connection to its end. The connection lives in a box and waits
-/// through one hand-written poll (socket readiness, session wake, kick), so
-/// the task's future holds little more than the box: no timer (keep alive
-/// is swept broker-wide) and no waiter nodes while idle.
-pub async fn run(mut conn: Box<Conn>) {
-    // The block ends the reason's storage before the next await.
-    let closing = {
-        let reason = conn.drive().await;
-        closing(conn, reason)
-    };
-    closing.await;
-}
-
 /// The close, boxed: its timer and write future are rare and should not
 /// size every connection's task.
-fn closing(conn: Box<Conn>, reason: CloseReason) -> std::pin::Pin<Box<impl Future<Output = ()>>> {
+pub(super) fn closing(conn: Box<Conn>, reason: CloseReason) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     let span = conn.span();
     Box::pin(conn.close(reason).instrument(span))
 }
 
 impl Conn {
-    /// Serves the connection until something ends it, and says what.
-    async fn drive(&mut self) -> CloseReason {
-        self.touch_keep_alive();
-        if !self.rbuf.is_empty() {
-            let rest = std::mem::take(&mut self.rbuf);
-            match self.process(&rest) {
-                Ok(consumed) => self.keep_partial(&rest[consumed..]),
-                Err(e) => return e,
-            }
-        }
+    /// Serves the connection until something ends it, and says what. A
+    /// hand-written poll rather than an `async fn`: its only state is the
+    /// box, so the task stays a pointer and a few words.
+    pub(super) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         loop {
             let more = match self.pump() {
                 Ok(more) => more,
-                Err(e) => return e,
+                Err(e) => return Poll::Ready(e),
             };
             if let Err(e) = self.flush() {
-                return e.into();
+                return Poll::Ready(e.into());
             }
             self.fold_stats();
             if more && self.wbuf.len() < WRITE_HIGH_WATER {
                 // The queue still holds deliveries and the socket took the
                 // last batch: no wake will come for them (the queue is not
-                // empty), so go round again, after letting other tasks run.
-                tokio::task::yield_now().await;
-                continue;
+                // empty), so come round again after other tasks had a turn.
+                // Woken while running, a tokio task goes to the back of
+                // the queue, as `yield_now` would put it.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if self.wbuf.is_empty() {
                 // Idle connections hold no write buffer.
                 self.wbuf = BytesMut::new();
             }
-            match std::future::poll_fn(|cx| self.poll_event(cx)).await {
+            match std::task::ready!(self.poll_event(cx)) {
                 Ok(Event::Readable) => {
                     self.touch_keep_alive();
                     match self.read_batch() {
                         // A publisher that always has bytes waiting must not
                         // keep the subscribers' tasks on this worker from
                         // running.
-                        Ok(true) => tokio::task::yield_now().await,
+                        Ok(true) => {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
                         Ok(false) => {}
-                        Err(e) => return e,
+                        Err(e) => return Poll::Ready(e),
                     }
                 }
                 Ok(Event::Writable) => {}
-                Err(e) => return e,
+                Err(e) => return Poll::Ready(e),
             }
         }
+    }
+
+    /// Bytes that came with CONNECT, before the first wait.
+    pub(super) fn process_leftover(&mut self) -> Result<(), CloseReason> {
+        if !self.rbuf.is_empty() {
+            let rest = std::mem::take(&mut self.rbuf);
+            let consumed = self.process(&rest)?;
+            self.keep_partial(&rest[consumed..]);
+        }
+        Ok(())
     }
 }
 
@@ -221,7 +217,7 @@ impl Conn {
 
     /// Something arrived from the client: its keep alive starts again. The
     /// server allows one and a half periods of silence [MQTT-3.1.2-22].
-    fn touch_keep_alive(&self) {
+    pub(super) fn touch_keep_alive(&self) {
         if self.keep_alive > 0 {
             let grace_ds = u32::from(self.keep_alive) * 15;
             let deadline = self.broker.clock_ds().saturating_add(grace_ds).max(1);

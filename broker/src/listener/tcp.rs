@@ -26,16 +26,21 @@ struct TrackerInner {
     idle: Notify,
 }
 
-struct TrackerGuard {
+/// One listener's live connections, and the broker-wide tracker.
+#[derive(Debug)]
+struct ListenerLive {
+    live: AtomicUsize,
     tracker: Arc<TrackerInner>,
-    listener_live: Arc<AtomicUsize>,
 }
+
+/// Held by each connection task: one pointer, as it lives in every task.
+struct TrackerGuard(Arc<ListenerLive>);
 
 impl Drop for TrackerGuard {
     fn drop(&mut self) {
-        self.listener_live.fetch_sub(1, Ordering::Relaxed);
-        if self.tracker.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.tracker.idle.notify_waiters();
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+        if self.0.tracker.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tracker.idle.notify_waiters();
         }
     }
 }
@@ -80,7 +85,10 @@ pub async fn accept_loop(
     mut shutdown: ShutdownSignal,
     tracker: ConnTracker,
 ) {
-    let listener_live = Arc::new(AtomicUsize::new(0));
+    let listener_live = Arc::new(ListenerLive {
+        live: AtomicUsize::new(0),
+        tracker: tracker.inner.clone(),
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -99,7 +107,7 @@ pub async fn accept_loop(
         let over_broker = tracker.live() >= broker.limits.max_connections;
         let over_listener = settings
             .max_connections
-            .is_some_and(|m| listener_live.load(Ordering::Relaxed) >= m);
+            .is_some_and(|m| listener_live.live.load(Ordering::Relaxed) >= m);
         if over_broker || over_listener {
             Metrics::add(&broker.metrics.connections_refused, 1);
             tracing::warn!(listener = %settings.name, %peer, "connection limit reached; closing new connection");
@@ -108,11 +116,8 @@ pub async fn accept_loop(
         }
         Metrics::add(&broker.metrics.connections_total, 1);
         tracker.inner.live.fetch_add(1, Ordering::AcqRel);
-        listener_live.fetch_add(1, Ordering::Relaxed);
-        let guard = TrackerGuard {
-            tracker: tracker.inner.clone(),
-            listener_live: listener_live.clone(),
-        };
+        listener_live.live.fetch_add(1, Ordering::Relaxed);
+        let guard = TrackerGuard(listener_live.clone());
         let (broker, settings, shutdown) = (broker.clone(), settings.clone(), shutdown.clone());
         tokio::spawn(connection::serve(stream, peer, broker, settings, shutdown, guard));
     }
