@@ -108,9 +108,12 @@ impl Conn {
     }
 
     /// After a session resumes, unacknowledged PUBLISHes go again with DUP
-    /// set and PUBRELs again, in their original order [MQTT-4.4.0-1].
-    fn resend(&mut self, st: &SessionState) {
+    /// set and PUBRELs again, in their original order [MQTT-4.4.0-1]. A
+    /// PUBLISH now larger than the new connection's Maximum Packet Size is
+    /// discarded as if it had been delivered [MQTT-3.1.2-25].
+    fn resend(&mut self, st: &mut SessionState) {
         let now = Instant::now();
+        let mut too_large = Vec::new();
         for i in st.outgoing.iter() {
             match i.stage {
                 InflightStage::Published => {
@@ -127,6 +130,10 @@ impl Conn {
                         subscription_identifiers: d.subscription_id.as_slice(),
                         payload: &d.msg.payload,
                     };
+                    if codec::publish_parts_len(&parts, self.protocol) > self.client_max_packet as usize {
+                        too_large.push(i.packet_id);
+                        continue;
+                    }
                     codec::encode_publish_parts(&parts, self.protocol, &mut self.wbuf);
                     self.stats.messages_sent += 1;
                 }
@@ -140,6 +147,10 @@ impl Conn {
                     }
                 }
             }
+        }
+        for packet_id in too_large {
+            st.outgoing.complete(packet_id, InflightStage::Published);
+            self.stats.dropped += 1;
         }
     }
 }
