@@ -167,6 +167,33 @@ fn retained_message_over_client_maximum_packet_size_not_sent_on_subscribe() {
     s.expect_silence(Duration::from_millis(300));
 }
 
+#[test]
+fn mqtt_3_1_2_25_disconnect_reason_string_dropped_to_fit_client_maximum_packet_size() {
+    const MAX: u32 = 24;
+    let b = Broker::start_with("[limits]\ntopic_alias_maximum = 2\n");
+    let (mut c, ack) = RawClient::handshake(
+        b.addr(),
+        &Connect::v5(&unique_id("tiny")).props(Props::new().u32(MAXIMUM_PACKET_SIZE, MAX)),
+    );
+    assert_eq!(ack.code, 0);
+    let _ = c.try_send(&publish(
+        "tiny/t",
+        b"x",
+        0,
+        false,
+        0,
+        Some(&Props::new().u16(TOPIC_ALIAS, 9)),
+    ));
+    let seen = c.closed_within(TIMEOUT).expect("closed after a bad topic alias");
+    assert!(!is_tern() || !seen.is_empty(), "tern sends a DISCONNECT first");
+    for p in &seen {
+        // [MQTT-3.1.2-24] even the DISCONNECT must fit; the Reason String is
+        // what goes [MQTT-3.1.2-25].
+        assert!(p.bytes().len() <= MAX as usize, "{}-byte {p:02x?}", p.bytes().len());
+        assert_eq!(p.disconnect().0, 0x94);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Connection caps
 // ---------------------------------------------------------------------------
