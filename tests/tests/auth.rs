@@ -64,7 +64,7 @@ fn refused_client_leaves_no_session_and_no_will() {
     );
     assert_eq!(ack.code, 0x05);
     c.expect_closed();
-    // [MQTT-3.2.2-6] no session was created for a refused CONNECT.
+    // No session was kept for a refused CONNECT.
     let (_c, ack) = RawClient::handshake(open, &Connect::v311(&id).clean(false));
     assert!(!ack.session_present);
     // And a refused connection's will is never published.

@@ -221,7 +221,7 @@ fn clearing_a_30000_level_retained_topic() {
     let topic = deep("r");
     let mut p = RawClient::v311(b.addr(), &unique_id("p"));
     if try_publish_retained(&mut p, &topic, b"kept") {
-        // [MQTT-3.3.1-6] an empty retained payload clears the topic.
+        // [MQTT-3.3.1-10] an empty retained payload clears the topic.
         try_publish_retained(&mut p, &topic, b"");
     }
     assert_serving(&mut b);

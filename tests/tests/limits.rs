@@ -52,7 +52,8 @@ fn mqtt_3_2_2_15_v5_publish_over_max_packet_size_disconnect_0x95() {
     // A packet just under the limit is fine.
     c.publish("mps/t", &[b'x'; 900], 1, false);
     let _ = c.try_send(&publish5("mps/t", &[b'x'; 2000], 1, false, 2));
-    // [MQTT-3.2.2-15] [MQTT-4.13.2-1] DISCONNECT 0x95 Packet too large, then close.
+    // [MQTT-3.2.2-15] the client broke the limit: DISCONNECT 0x95 Packet too
+    // large (§4.13), then close.
     c.expect_disconnect(0x95, is_tern());
     assert_serving(&mut b);
 }
@@ -272,7 +273,7 @@ fn max_connections_counts_across_listeners() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn mqtt_3_3_4_9_receive_maximum_counts_unreleased_qos2_only() {
+fn mqtt_3_3_4_7_client_over_receive_maximum_disconnect_0x93() {
     if skip_unless_tern("receive_maximum (mosquitto 2.0.11 does not enforce it)") {
         return;
     }
@@ -308,7 +309,7 @@ fn mqtt_3_3_4_9_receive_maximum_counts_unreleased_qos2_only() {
         .iter()
         .find(|p| p.kind() == DISCONNECT)
         .unwrap_or_else(|| panic!("no DISCONNECT in {seen:02x?}"));
-    assert_eq!(d.disconnect().0, 0x93, "[MQTT-3.3.4-9] Receive Maximum exceeded");
+    assert_eq!(d.disconnect().0, 0x93, "[MQTT-3.3.4-7] Receive Maximum exceeded");
     // Exactly two PUBRECs before the DISCONNECT: the third was not accepted.
     assert_eq!(seen.iter().filter(|p| p.kind() == PUBREC).count(), 2, "{seen:02x?}");
 }
@@ -329,7 +330,7 @@ fn max_inflight_bounds_outbound_qos1_window_v311() {
     assert_eq!(
         first.iter().map(|m| m.payload[0]).collect::<Vec<_>>(),
         [0, 1, 2],
-        "in order [MQTT-4.6.0-2]"
+        "in order (§4.6)"
     );
     s.expect_silence(Duration::from_millis(400));
     // Each acknowledgement lets exactly one more through.
@@ -365,7 +366,7 @@ fn max_inflight_caps_a_larger_v5_receive_maximum() {
     let c = s.expect_publish();
     assert_eq!((a.payload[0], c.payload[0]), (0, 1));
     s.expect_silence(Duration::from_millis(400));
-    // QoS 2: the slot frees at PUBCOMP, not at PUBREC [MQTT-4.9.0-2].
+    // QoS 2: the slot frees at PUBCOMP, not at PUBREC (§4.9).
     s.send(&ack(PUBREC, a.pid));
     let rel = s.read_until_keep(PUBREL);
     assert_eq!(rel.ack().0, a.pid);
@@ -515,7 +516,7 @@ fn handshake_timeout_does_not_affect_connected_clients() {
 }
 
 #[test]
-fn mqtt_3_1_2_24_v5_keep_alive_expiry_disconnects_0x8d_and_publishes_will() {
+fn mqtt_3_1_2_22_v5_keep_alive_expiry_disconnects_0x8d_and_publishes_will() {
     let b = Broker::start();
     let mut s = RawClient::v5(b.addr(), &unique_id("s"));
     s.subscribe("ka/will", 0);
@@ -562,7 +563,7 @@ fn keep_alive_zero_means_no_timeout() {
     let mut c = RawClient::connect(b.addr());
     c.send(&Connect::v311(&unique_id("ka0")).keep_alive(0).bytes());
     c.expect(&[0x20, 0x02, 0x00, 0x00]);
-    // [MQTT-3.1.2-23] keep alive 0 turns the mechanism off.
+    // Keep alive 0 turns the mechanism off (§3.1.2.10).
     c.expect_silence(Duration::from_millis(2500));
     assert!(c.sync().is_empty());
 }
@@ -632,7 +633,7 @@ fn retain_available_false_refuses_retained_publish_and_will() {
     let b = Broker::start_with("[limits]\nretain_available = false\n");
     let (mut c, ack) = RawClient::handshake(b.addr(), &Connect::v5(&unique_id("r")));
     assert_eq!(ack.code, 0);
-    // [MQTT-3.2.2-13] Retain Available 0 is announced.
+    // Retain Available 0 is announced (§3.2.2.3.5).
     assert_eq!(prop(&ack.props, RETAIN_AVAILABLE), Some(&Prop::Byte(0)));
     // A plain PUBLISH still flows.
     c.publish("ra/t", b"x", 1, false);
@@ -663,7 +664,7 @@ fn retain_available_false_stores_nothing_for_v311() {
 }
 
 #[test]
-fn mqtt_3_3_2_10_topic_alias_above_maximum_disconnect_0x94() {
+fn mqtt_3_3_2_9_topic_alias_maximum_2_allows_1_and_2_refuses_3_with_0x94() {
     let b = Broker::start_with("[limits]\ntopic_alias_maximum = 2\n");
     let mut c = RawClient::v5(b.addr(), &unique_id("ta"));
     // Aliases 1 and 2 are fine.

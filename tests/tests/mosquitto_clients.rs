@@ -228,7 +228,7 @@ fn retained_message_set_read_and_cleared() {
             &["-V", v, "-t", &topic, "-C", "1", "-W", "5", "-F", "%r|%p"],
         );
         assert_eq!(out.trim_end(), "1|kept", "{v}: retained flag set on a new subscription");
-        // -n sends a zero-length retained message, which clears it [MQTT-3.3.1-6].
+        // -n sends a zero-length retained message, which clears it [MQTT-3.3.1-10].
         mosquitto_pub(&b, &["-V", v, "-q", "1", "-r", "-t", &topic, "-n"]);
         let mut s = RawClient::v311(b.addr(), &unique_id("check"));
         s.subscribe(&topic, 0);
