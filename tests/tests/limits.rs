@@ -573,6 +573,25 @@ fn keep_alive_zero_means_no_timeout() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn max_session_expiry_caps_the_requested_interval() {
+    if skip_unless_tern("max_session_expiry") {
+        return;
+    }
+    let b = Broker::start_with("[limits]\nmax_session_expiry = \"1s\"\n");
+    let id = unique_id("cap");
+    let persistent = Connect::v5(&id)
+        .clean(false)
+        .props(Props::new().u32(SESSION_EXPIRY_INTERVAL, 3600));
+    let (c, ack) = RawClient::handshake(b.addr(), &persistent);
+    // §3.2.2.3.2: a server that uses another interval than asked says so.
+    assert_eq!(prop(&ack.props, SESSION_EXPIRY_INTERVAL), Some(&Prop::U32(1)));
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(2200));
+    let (_c, ack) = RawClient::handshake(b.addr(), &persistent);
+    assert!(!ack.session_present, "the session expired after the capped 1 s");
+}
+
+#[test]
 fn max_client_id_len_refuses_longer_identifiers() {
     if skip_unless_tern("max_client_id_len") {
         return;
