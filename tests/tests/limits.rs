@@ -156,7 +156,6 @@ fn mqtt_3_1_2_25_server_never_sends_more_than_client_maximum_packet_size() {
 }
 
 #[test]
-#[ignore = "broker bug: PUBLISHes re-sent on session resumption skip the Maximum Packet Size check of the new connection"]
 fn mqtt_3_1_2_24_resend_after_reconnect_respects_the_new_maximum_packet_size() {
     let b = Broker::start();
     let id = unique_id("resend");
@@ -905,7 +904,6 @@ fn read_retained(s: &mut RawClient, qos: u8, want: usize) -> std::collections::B
 }
 
 #[test]
-#[ignore = "broker bug: retained messages for a new subscription are dropped by the per-session queue bound (max_queued_bytes 1MiB)"]
 fn mqtt_3_3_1_6_retained_storm_500_of_10k_all_delivered_with_default_limits() {
     let b = Broker::start();
     let mut p = RawClient::v311(b.addr(), &unique_id("p"));

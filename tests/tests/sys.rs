@@ -174,7 +174,6 @@ fn clients_cannot_publish_into_sys() {
 }
 
 #[test]
-#[ignore = "broker bug: the 12 retained $SYS topics count against limits.max_retained_messages and fill the store"]
 fn sys_retained_topics_do_not_count_against_max_retained_messages() {
     let b = Broker::start_with("[sys]\ninterval = \"1s\"\n[limits]\nmax_retained_messages = 2\n");
     // Wait until $SYS has published (and retained) its values.

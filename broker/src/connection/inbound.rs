@@ -107,6 +107,14 @@ impl Conn {
             conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "dropping a client PUBLISH to a $ topic");
             ReasonCode::NOT_AUTHORIZED
         } else if topic_levels(&p.topic) > limits.max_topic_levels {
+            if !self.protocol.is_v5() {
+                // 3.1.1 has no way to refuse one PUBLISH; closing is the only
+                // refusal the client can notice.
+                return Err(CloseReason::protocol(
+                    ReasonCode::TOPIC_NAME_INVALID,
+                    "topic deeper than limits.max_topic_levels",
+                ));
+            }
             conn_event!(
                 self,
                 tracing::Level::INFO,
