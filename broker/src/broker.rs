@@ -279,10 +279,27 @@ impl Broker {
 
     /// Asks every attached connection, and any that attaches from now on,
     /// to close for shutdown.
+    ///
+    /// Sessions live in memory, so every one ends with the broker and every
+    /// will is due now, delayed or not [MQTT-3.1.3-9]. They are all
+    /// published before any connection is told to close, so subscribers
+    /// still connected receive them ahead of their DISCONNECT.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
-        for session in self.registry.all() {
-            session.kick(ReasonCode::SERVER_SHUTTING_DOWN);
+        let sessions = self.registry.all();
+        let mut wills = Vec::new();
+        for s in &sessions {
+            let mut st = s.state.lock();
+            if let Some(w) = st.will.take() {
+                wills.push(Arc::new(Message::from_will(*w, s.id)));
+            }
+            wills.extend(st.pending_will.take());
+        }
+        for w in &wills {
+            self.publish(w);
+        }
+        for s in &sessions {
+            s.kick(ReasonCode::SERVER_SHUTTING_DOWN);
         }
     }
 

@@ -108,13 +108,11 @@ fn will_is_delivered_on_shutdown(will_props: Props, connect_props: Props) {
 }
 
 #[test]
-#[ignore = "broker bug: at shutdown every connection is kicked at once and a kicked connection never drains its queue, so wills of clients closed by the shutdown reach no one"]
 fn mqtt_3_1_2_8_will_published_when_server_shuts_down() {
     will_is_delivered_on_shutdown(Props::new(), Props::new());
 }
 
 #[test]
-#[ignore = "broker bug: at shutdown a delayed will is dropped with the in-memory session instead of being published when the session ends"]
 fn mqtt_3_1_2_8_delayed_will_published_when_shutdown_ends_the_session() {
     will_is_delivered_on_shutdown(
         Props::new().u32(WILL_DELAY_INTERVAL, 60),

@@ -391,7 +391,7 @@ impl Conn {
         }
         if d.reason_code != ReasonCode::DISCONNECT_WITH_WILL {
             // A normal disconnection discards the will [MQTT-3.14.4-3].
-            self.will = None;
+            self.attached.session.state.lock().will = None;
         }
         Err(CloseReason::ClientDisconnect)
     }

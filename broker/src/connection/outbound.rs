@@ -26,7 +26,7 @@ impl Conn {
         Ok(self.pump_locked(&mut st))
     }
 
-    fn pump_locked(&mut self, st: &mut SessionState) -> bool {
+    pub(super) fn pump_locked(&mut self, st: &mut SessionState) -> bool {
         if self.wbuf.len() >= WRITE_HIGH_WATER {
             return true;
         }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -16,7 +16,7 @@ use super::CloseReason;
 use super::handshake::Accepted;
 use super::scratch::with_scratch;
 use crate::broker::{Attached, Broker};
-use crate::codec::{self, Disconnect, LastWill, Packet, Protocol};
+use crate::codec::{self, Disconnect, Packet, Protocol};
 use crate::listener::ListenerSettings;
 use crate::metrics::Metrics;
 use crate::router::Message;
@@ -43,7 +43,6 @@ pub(super) struct Conn {
     pub send_window: u16,
     pub client_max_packet: u32,
     pub keep_alive: u16,
-    pub will: Option<Box<LastWill>>,
     pub expiry_interval: u32,
     pub connect_expiry_was_zero: bool,
     /// Inbound topic aliases, allocated on first use [MQTT-3.3.2-12].
@@ -79,6 +78,7 @@ impl Conn {
     /// The boxed connection; bytes that arrived after CONNECT wait in its
     /// read buffer.
     pub(super) fn from_accepted(accepted: Accepted) -> Conn {
+        accepted.attached.session.state.lock().will = accepted.will.map(Box::new);
         Conn {
             stream: accepted.stream,
             broker: accepted.broker,
@@ -90,7 +90,6 @@ impl Conn {
             keep_alive: accepted.keep_alive,
             send_window: accepted.send_window,
             client_max_packet: accepted.client_max_packet,
-            will: accepted.will.map(Box::new),
             expiry_interval: accepted.expiry_interval,
             connect_expiry_was_zero: accepted.connect_expiry_was_zero,
             aliases: Box::default(),
@@ -340,6 +339,14 @@ impl Conn {
                 tracing::warn!(reason = %reason, "closing connection")
             }
         }
+        if matches!(reason, CloseReason::Shutdown) {
+            // What was queued before the kick (the wills of the clients the
+            // shutdown disconnects, among others) goes out ahead of the
+            // DISCONNECT.
+            let session = self.attached.session.clone();
+            let mut st = session.state.lock();
+            self.pump_locked(&mut st);
+        }
         if self.protocol.is_v5()
             && let Some(code) = reason.disconnect_code()
         {
@@ -372,10 +379,11 @@ impl Conn {
             self.attached.session.offer(d);
         }
         // A will is published unless the client disconnected normally
-        // [MQTT-3.1.2-8] [MQTT-3.14.4-3]; DISCONNECT 0x04 keeps it.
-        let will = self.will.take().map(|w| {
+        // [MQTT-3.1.2-8] [MQTT-3.14.4-3]; DISCONNECT 0x04 keeps it. At
+        // shutdown the broker has published it already.
+        let will = self.attached.session.state.lock().will.take().map(|w| {
             let delay = w.properties.will_delay_interval.unwrap_or(0);
-            (Arc::new(will_message(*w, self.attached.session.id)), delay)
+            (Arc::new(Message::from_will(*w, self.attached.session.id)), delay)
         });
         let Conn {
             broker,
@@ -384,30 +392,5 @@ impl Conn {
             ..
         } = *self;
         broker.detach(attached, will, expiry_interval);
-    }
-}
-
-fn will_message(w: LastWill, origin: u64) -> Message {
-    let p = w.properties;
-    let properties = codec::PublishProperties {
-        payload_format_indicator: p.payload_format_indicator,
-        message_expiry_interval: None,
-        topic_alias: None,
-        response_topic: p.response_topic,
-        correlation_data: p.correlation_data,
-        user_properties: p.user_properties,
-        subscription_identifiers: Vec::new(),
-        content_type: p.content_type,
-    };
-    Message {
-        topic: w.topic,
-        payload: w.payload,
-        qos: w.qos,
-        retain: w.retain,
-        properties: (!properties.is_empty()).then(|| Box::new(properties)),
-        expires_at: p
-            .message_expiry_interval
-            .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
-        origin,
     }
 }

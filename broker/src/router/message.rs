@@ -1,11 +1,12 @@
 //! The routed message: decoded once, shared by every subscriber it reaches.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use bytestring::ByteString;
+use std::time::Instant;
 
-use crate::codec::{PublishProperties, QoS};
+use std::time::Duration;
+
+use crate::codec::{LastWill, PublishProperties, QoS};
 
 /// A PUBLISH as the broker keeps it once it has been accepted. Shared behind
 /// an `Arc` by all queues it is in, so fan-out to N subscribers copies no
@@ -27,6 +28,33 @@ pub struct Message {
 }
 
 impl Message {
+    /// The message a will becomes when it is published [MQTT-3.1.3-9]; its
+    /// expiry interval starts now.
+    pub fn from_will(w: LastWill, origin: u64) -> Message {
+        let p = w.properties;
+        let properties = PublishProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: None,
+            topic_alias: None,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+            subscription_identifiers: Vec::new(),
+            content_type: p.content_type,
+        };
+        Message {
+            topic: w.topic,
+            payload: w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: (!properties.is_empty()).then(|| Box::new(properties)),
+            expires_at: p
+                .message_expiry_interval
+                .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
+            origin,
+        }
+    }
+
     /// Seconds left of the message expiry interval, `None` when it has none,
     /// `Some(0)`... never: an expired message is reported by `is_expired`.
     pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {

@@ -23,7 +23,7 @@ pub use inflight::{Inflight, InflightStage, Outgoing};
 pub use queue::{OutQueue, PushOutcome};
 pub use registry::Registry;
 
-use crate::codec::{Protocol, QoS, ReasonCode};
+use crate::codec::{LastWill, Protocol, QoS, ReasonCode};
 use crate::router::{Message, SharedGroup, Subscription};
 
 /// One message on its way to one session, with the options of the
@@ -91,6 +91,11 @@ pub struct SessionState {
     pub waker: Option<Waker>,
     /// Set with a wake for new deliveries; the connection clears it.
     pub woken: bool,
+    /// The attached connection's will, published when it closes unless it
+    /// disconnects normally [MQTT-3.1.2-8]. Kept here rather than in the
+    /// connection so a shutdown can publish every will before it closes
+    /// any connection.
+    pub will: Option<Box<LastWill>>,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
     pub pending_will: Option<Arc<Message>>,
 }
@@ -148,6 +153,7 @@ impl Session {
                 kicked: None,
                 waker: None,
                 woken: false,
+                will: None,
                 pending_will: None,
             }),
             owner: Semaphore::new(1),
