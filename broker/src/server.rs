@@ -21,13 +21,13 @@ const KEEP_ALIVE_SWEEP: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("listener {name}: cannot bind {addr}: {source}")]
+    #[error("listener {name}: cannot bind {addr}")]
     Bind {
         name: String,
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot write the ready file {path}: {source}")]
+    #[error("cannot write the ready file {path}")]
     ReadyFile { path: PathBuf, source: std::io::Error },
 }
 

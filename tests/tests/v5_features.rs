@@ -293,7 +293,7 @@ fn mqtt_3_3_2_17_user_properties_forwarded_in_order() {
 }
 
 #[test]
-fn mqtt_3_3_4_7_server_respects_client_receive_maximum() {
+fn mqtt_3_3_4_9_server_respects_client_receive_maximum() {
     let b = Broker::start();
     let mut s = v5_with(&b, &unique_id("s"), Props::new().u16(RECEIVE_MAXIMUM, 2));
     s.subscribe("rm/t", 1);
@@ -318,7 +318,7 @@ fn mqtt_3_3_4_7_server_respects_client_receive_maximum() {
 }
 
 #[test]
-fn mqtt_3_3_4_9_exceeding_server_receive_maximum_disconnect_0x93() {
+fn mqtt_3_3_4_7_exceeding_server_receive_maximum_disconnect_0x93() {
     let b = Broker::start_with("[limits]\nreceive_maximum = 2\nmax_inflight = 2\n");
     let (mut c, ack) = RawClient::handshake(b.addr(), &Connect::v5(&unique_id("rx")));
     if is_tern() {
