@@ -19,6 +19,8 @@ mod properties;
 mod publish;
 mod reason;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 
 pub use ack::{AckProperties, PubResp};
 pub use auth::{Auth, AuthProperties};
