@@ -245,6 +245,12 @@ impl Connect {
     }
 }
 
+/// CONNACK reason codes of MQTT 5.0 §3.2.2.2 [MQTT-3.2.2-8].
+const CONNACK_CODES: &[u8] = &[
+    0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B,
+    0x9C, 0x9D, 0x9F,
+];
+
 impl ConnAck {
     pub(crate) fn decode(flags: u8, body: Bytes, protocol: Protocol) -> Result<ConnAck, DecodeError> {
         if flags != 0 {
@@ -256,6 +262,17 @@ impl ConnAck {
             return Err(DecodeError::ConnAckReservedFlags);
         }
         let code = r.u8()?;
+        let known = if protocol.is_v5() {
+            CONNACK_CODES.contains(&code)
+        } else {
+            code <= 5
+        };
+        if !known {
+            return Err(DecodeError::InvalidReasonCode {
+                code,
+                packet: "CONNACK",
+            });
+        }
         let (reason_code, properties) = if protocol.is_v5() {
             let p = Props::decode(&mut r, Kind::ConnAck)?;
             let props = ConnAckProperties {

@@ -63,7 +63,7 @@ pub enum DecodeError {
     SubscriptionIdZero,
     #[error("payload is not UTF-8 as its payload format indicator says [MQTT-3.3.2-4]")]
     PayloadNotUtf8,
-    #[error("SUBSCRIBE or UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] [MQTT-3.10.3-2]")]
+    #[error("SUBSCRIBE or UNSUBSCRIBE without a topic filter [MQTT-3.8.3-2] [MQTT-3.10.3-2]")]
     NoTopicFilters,
     #[error("reserved subscription option bits set [MQTT-3.8.3-5]")]
     SubscriptionOptionsReserved,
@@ -94,6 +94,7 @@ impl DecodeError {
             | SubscriptionIdZero
             | NoTopicFilters
             | InvalidRetainHandling
+            | InvalidSubscriptionQos
             | EmptyTopic
             | AuthBeforeV5
             | ZeroPacketId => ReasonCode::PROTOCOL_ERROR,

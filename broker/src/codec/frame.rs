@@ -41,6 +41,10 @@ pub fn parse_frame_header(buf: &[u8], max_packet_size: u32) -> Result<Option<Fra
         };
         remaining |= usize::from(b & 0x7F) << (7 * i);
         if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                // Longer than needed [MQTT-1.5.5-1].
+                return Err(DecodeError::MalformedRemainingLength);
+            }
             let header = FrameHeader {
                 first_byte,
                 header_len: 2 + i,
@@ -107,7 +111,11 @@ pub fn decode(first_byte: u8, body: Bytes, protocol: Option<Protocol>) -> Result
 pub fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
     match packet {
         Packet::Publish(p) => {
-            super::encode_publish_parts(&p.parts(), protocol, out);
+            let parts = p.parts();
+            let size = super::publish_parts_len(&parts, protocol);
+            if super::encode_publish_parts(&parts, protocol, out) == 0 {
+                return Err(EncodeError::PacketTooLarge { size });
+            }
             return Ok(());
         }
         Packet::PingReq => {

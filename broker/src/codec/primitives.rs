@@ -50,6 +50,11 @@ impl Reader {
             let b = self.u8()?;
             value |= u32::from(b & 0x7F) << (7 * i);
             if b & 0x80 == 0 {
+                // A final zero byte after a continuation is a longer
+                // encoding than needed [MQTT-1.5.5-1].
+                if i > 0 && b == 0 {
+                    return Err(DecodeError::MalformedVarInt);
+                }
                 return Ok(value);
             }
         }
@@ -111,7 +116,10 @@ pub(crate) fn varint_len(v: u32) -> usize {
     }
 }
 
-pub(crate) fn put_varint(out: &mut BytesMut, mut v: u32) {
+/// Values above [`VARINT_MAX`] are written as `VARINT_MAX`: no caller may
+/// send more, and `varint_len` counts four bytes for them.
+pub(crate) fn put_varint(out: &mut BytesMut, v: u32) {
+    let mut v = v.min(VARINT_MAX);
     loop {
         let mut b = (v & 0x7F) as u8;
         v >>= 7;

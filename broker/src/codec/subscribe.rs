@@ -135,6 +135,24 @@ impl Subscribe {
     }
 }
 
+/// SUBACK codes: 3.1.1 §3.9.3 and 5.0 §3.9.3 [MQTT-3.9.3-2].
+const SUBACK_CODES_V3: &[u8] = &[0x00, 0x01, 0x02, 0x80];
+const SUBACK_CODES_V5: &[u8] = &[0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2];
+/// UNSUBACK codes: 5.0 §3.11.3 [MQTT-3.11.3-2].
+const UNSUBACK_CODES: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
+
+fn reason_codes(raw: &[u8], allowed: &[u8], packet: &'static str) -> Result<Vec<ReasonCode>, DecodeError> {
+    raw.iter()
+        .map(|&code| {
+            if allowed.contains(&code) {
+                Ok(ReasonCode(code))
+            } else {
+                Err(DecodeError::InvalidReasonCode { code, packet })
+            }
+        })
+        .collect()
+}
+
 impl SubAck {
     pub(crate) fn decode(flags: u8, body: Bytes, protocol: Protocol) -> Result<SubAck, DecodeError> {
         if flags != 0 {
@@ -147,7 +165,12 @@ impl SubAck {
         } else {
             AckProperties::default()
         };
-        let reason_codes = r.rest().iter().map(|&c| ReasonCode(c)).collect();
+        let allowed = if protocol.is_v5() {
+            SUBACK_CODES_V5
+        } else {
+            SUBACK_CODES_V3
+        };
+        let reason_codes = reason_codes(&r.rest(), allowed, "SUBACK")?;
         Ok(SubAck {
             packet_id,
             properties,
@@ -223,7 +246,7 @@ impl UnsubAck {
             });
         }
         let properties = AckProperties::from_props(Props::decode(&mut r, Kind::UnsubAck)?);
-        let reason_codes = r.rest().iter().map(|&c| ReasonCode(c)).collect();
+        let reason_codes = reason_codes(&r.rest(), UNSUBACK_CODES, "UNSUBACK")?;
         Ok(UnsubAck {
             packet_id,
             properties,
