@@ -57,7 +57,17 @@ fn serve(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::R
         None => (Config::embedded_default(), "embedded default".to_string()),
     };
     init_logging(&config)?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "tern starting");
+    if config_path.is_none() {
+        // The first thing a newcomer reads: where it listens and that it
+        // lets anyone in, which is only safe because that is loopback.
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "tern starting on its embedded default config: MQTT on 127.0.0.1:1883 only, anonymous clients allowed \
+             there; pass --config FILE for anything else (tern print-default-config shows every key)"
+        );
+    } else {
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "tern starting");
+    }
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
