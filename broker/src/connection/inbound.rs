@@ -7,7 +7,7 @@ use crate::codec::{
     self, AckProperties, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::router::{Message, Subscription};
-use crate::session::InflightStage;
+use crate::session::{InboundQos2, InflightStage};
 use crate::topic::{parse_shared, topic_levels, validate_filter};
 
 use super::CloseReason;
@@ -79,11 +79,8 @@ impl Conn {
         self.stats.messages_received += 1;
 
         if p.qos == QoS::ExactlyOnce {
-            let st = self.attached.session.state.lock();
-            let duplicate = st.incoming_qos2.contains(&p.packet_id);
-            let full = st.incoming_qos2.len() >= usize::from(limits.receive_maximum);
-            drop(st);
-            if duplicate {
+            let state = self.attached.session.inbound_qos2(p.packet_id, limits.receive_maximum);
+            if state == InboundQos2::Duplicate {
                 // Already routed; the PUBREC went missing. Route once only
                 // [MQTT-4.3.3-10].
                 self.send(&Packet::PubRec(PubResp {
@@ -92,7 +89,7 @@ impl Conn {
                 }));
                 return Ok(());
             }
-            if full {
+            if state == InboundQos2::WindowFull {
                 return Err(CloseReason::protocol(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                     "more QoS 2 PUBLISHes in flight than Receive Maximum [MQTT-3.3.4-9]",
@@ -141,7 +138,7 @@ impl Conn {
             QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
-                    self.attached.session.state.lock().incoming_qos2.push(packet_id);
+                    self.attached.session.qos2_received(packet_id);
                 }
                 self.send(&Packet::PubRec(ack));
             }
@@ -204,14 +201,7 @@ impl Conn {
     }
 
     fn on_ack(&mut self, packet_id: u16, stage: InflightStage, qos: QoS) {
-        let mut st = self.attached.session.state.lock();
-        let known = st
-            .outgoing
-            .iter()
-            .any(|i| i.packet_id == packet_id && i.stage == stage && i.delivery.qos == qos);
-        if known {
-            st.outgoing.complete(packet_id, stage);
-        } else {
+        if !self.attached.session.acknowledged(packet_id, stage, qos) {
             conn_event!(
                 self,
                 tracing::Level::DEBUG,
@@ -222,15 +212,10 @@ impl Conn {
     }
 
     fn on_pubrec(&mut self, r: PubResp) -> Result<(), CloseReason> {
-        let mut st = self.attached.session.state.lock();
-        if r.reason_code.is_error() {
-            // The receiver refused the message: it is finished, no PUBREL
-            // [MQTT-4.3.3-4].
-            st.outgoing.complete(r.packet_id, InflightStage::Published);
+        // A refusal finishes the message: no PUBREL [MQTT-4.3.3-4].
+        let Some(known) = self.attached.session.received(r.packet_id, r.reason_code.is_error()) else {
             return Ok(());
-        }
-        let known = st.outgoing.release(r.packet_id);
-        drop(st);
+        };
         let reason = if known {
             ReasonCode::SUCCESS
         } else {
@@ -245,13 +230,7 @@ impl Conn {
     }
 
     fn on_pubrel(&mut self, r: PubResp) -> Result<(), CloseReason> {
-        let mut st = self.attached.session.state.lock();
-        let pos = st.incoming_qos2.iter().position(|&id| id == r.packet_id);
-        if let Some(i) = pos {
-            st.incoming_qos2.swap_remove(i);
-        }
-        drop(st);
-        let reason = if pos.is_some() {
+        let reason = if self.attached.session.qos2_released(r.packet_id) {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
@@ -314,7 +293,7 @@ impl Conn {
                 self.broker
                     .router
                     .subscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)), sub);
-            session.state.lock().subscriptions.insert(Box::from(&**filter), sub);
+            session.subscribed(filter, sub);
             if !existed {
                 crate::metrics::Metrics::add(&self.broker.metrics.subscriptions, 1);
             }
@@ -358,7 +337,7 @@ impl Conn {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in &u.filters {
             let share = parse_shared(filter).ok().flatten();
-            let removed_here = session.state.lock().subscriptions.remove(&**filter).is_some();
+            let removed_here = session.unsubscribed(filter);
             let removed =
                 self.broker
                     .router
@@ -391,7 +370,7 @@ impl Conn {
         }
         if d.reason_code != ReasonCode::DISCONNECT_WITH_WILL {
             // A normal disconnection discards the will [MQTT-3.14.4-3].
-            self.attached.session.state.lock().will = None;
+            self.attached.session.set_will(None);
         }
         Err(CloseReason::ClientDisconnect)
     }

@@ -78,7 +78,7 @@ impl Conn {
     /// The boxed connection; bytes that arrived after CONNECT wait in its
     /// read buffer.
     pub(super) fn from_accepted(accepted: Accepted) -> Conn {
-        accepted.attached.session.state.lock().will = accepted.will.map(Box::new);
+        accepted.attached.session.set_will(accepted.will.map(Box::new));
         Conn {
             stream: accepted.stream,
             broker: accepted.broker,
@@ -381,7 +381,7 @@ impl Conn {
         // A will is published unless the client disconnected normally
         // [MQTT-3.1.2-8] [MQTT-3.14.4-3]; DISCONNECT 0x04 keeps it. At
         // shutdown the broker has published it already.
-        let will = self.attached.session.state.lock().will.take().map(|w| {
+        let will = self.attached.session.take_will().map(|w| {
             let delay = w.properties.will_delay_interval.unwrap_or(0);
             (Arc::new(Message::from_will(*w, self.attached.session.id)), delay)
         });

@@ -6,6 +6,7 @@
 //! testable without sockets. Lock order: the router's tree lock may be held
 //! while a session lock is taken, never the other way round.
 
+mod flows;
 mod inflight;
 mod queue;
 mod registry;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
+pub use flows::InboundQos2;
 pub use inflight::{Inflight, InflightStage, Outgoing};
 pub use queue::{OutQueue, PushOutcome};
 pub use registry::Registry;
