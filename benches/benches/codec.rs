@@ -5,8 +5,9 @@
 //! CONNECT and SUBSCRIBE; see `broker/src/codec/tests/captured.rs`), since
 //! v5 is the more expensive path.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -110,18 +111,9 @@ fn bench_codec(c: &mut Criterion) {
     group.finish();
 }
 
-/// Short runs: these are for spotting regressions of 2x, not 2%, on a
-/// shared two-core machine; the whole file runs in about a minute.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_codec
 }
 criterion_main!(benches);

@@ -6,8 +6,9 @@
 //! plus the matches, not the number of subscriptions: the three sizes should
 //! give about the same time.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tern::topic::SubscriptionTree;
@@ -83,18 +84,9 @@ fn bench_tree(c: &mut Criterion) {
     bench_match(c, "match_wildcard", wildcard_filter);
 }
 
-/// Short runs, as in `codec.rs`: a shared two-core machine, regressions of
-/// 2x matter, 2% do not.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_tree
 }
 criterion_main!(benches);

@@ -1,45 +1,25 @@
 //! The `tern` command line: `check-config`, `print-default-config`,
 //! `--help`, and the errors a bad configuration or a taken port give.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use tern_blackbox::broker::tern_bin;
 use tern_blackbox::*;
 
 /// Runs `tern args...` to its end (killed after 10 s): status, stdout, stderr.
 fn tern(args: &[&std::ffi::OsStr]) -> (ExitStatus, String, String) {
-    let mut child = Command::new(tern_bin())
-        .args(args)
-        // What a user sees, not a developer's backtrace.
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tern");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tern {args:?} still running after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status, out, err)
+    run_to_end(
+        Command::new(tern_bin())
+            .args(args)
+            // What a user sees, not a developer's backtrace.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("RUST_LOG"),
+        Duration::from_secs(10),
+    )
 }
 
 fn check_config(path: &Path) -> (ExitStatus, String, String) {

@@ -2,7 +2,7 @@
 //! `mosquitto_sub`, `mosquitto_rr` from `mosquitto-clients`), over MQTT
 //! 3.1.1 and 5.0. `tests/run` installs them; without them these tests skip.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -30,30 +30,10 @@ fn skip_without_clients() -> bool {
 /// Runs a client to completion (killed after 10 s); panics unless it exits 0.
 fn run(program: &str, b: &Broker, args: &[&str]) -> String {
     let port = b.port().to_string();
-    let mut child = Command::new(program)
-        .args(["-h", "127.0.0.1", "-p", &port])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (status, out, err) = run_to_end(
+        Command::new(program).args(["-h", "127.0.0.1", "-p", &port]).args(args),
+        Duration::from_secs(10),
+    );
     assert!(
         status.success(),
         "{program} {args:?} exited {status}\nstdout:\n{out}\nstderr:\n{err}"
