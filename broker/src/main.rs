@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tern::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
 
+mod passwd_cmd;
+
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "A lean MQTT broker for edge hardware")]
 struct Cli {
@@ -27,6 +29,24 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration, every key documented.
     PrintDefaultConfig,
+    /// Add or update USER in a Mosquitto-format password file (prompts for
+    /// the password, or reads one line from standard input), or delete it.
+    Passwd {
+        file: PathBuf,
+        user: String,
+        /// Delete USER instead.
+        #[arg(short = 'D', long)]
+        delete: bool,
+        /// Start a new file, overwriting FILE.
+        #[arg(short, long)]
+        create: bool,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        stdin: bool,
+        /// PBKDF2 iterations for the new hash.
+        #[arg(long, default_value_t = tern::auth::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,8 +57,27 @@ fn main() -> anyhow::Result<()> {
             std::io::stdout().write_all(DEFAULT_CONFIG_TOML.as_bytes())?;
             Ok(())
         }
+        Some(Command::Passwd {
+            file,
+            user,
+            delete,
+            create,
+            stdin,
+            iterations,
+        }) => passwd_cmd::run(passwd_cmd::Args {
+            file: &file,
+            user: &user,
+            delete,
+            create,
+            stdin,
+            iterations,
+        }),
         Some(Command::CheckConfig { file }) => {
             let config = Config::load(&file)?;
+            if let Some(path) = &config.auth.password_file {
+                let users = tern::auth::PasswordFile::load(path).context("[auth] password_file")?;
+                println!("{}: {} user(s)", path.display(), users.len());
+            }
             use std::io::Write;
             let mut out = std::io::stdout();
             for w in config.warnings() {

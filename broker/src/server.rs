@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth;
 use crate::broker::Broker;
 use crate::config::{Config, ListenerProtocol};
 use crate::listener::{self, ConnTracker, ListenerSettings};
@@ -29,6 +30,8 @@ pub enum ServerError {
     },
     #[error("cannot write the ready file {path}")]
     ReadyFile { path: PathBuf, source: std::io::Error },
+    #[error("[auth] password_file")]
+    PasswordFile(#[source] auth::PasswordFileError),
 }
 
 /// A bound listener, as reported in logs and the ready file.
@@ -45,6 +48,15 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     let broker = Arc::new(Broker::new(config.limits.clone()));
     let (shutdown, signal) = Shutdown::new();
     let tracker = ConnTracker::default();
+
+    let password_file = match &config.auth.password_file {
+        Some(path) => {
+            let file = auth::PasswordFile::load(path).map_err(ServerError::PasswordFile)?;
+            tracing::info!(path = %path.display(), users = file.len(), "password file loaded");
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
 
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
@@ -69,6 +81,15 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
             name: l.name.clone(),
             allow_anonymous: l.allow_anonymous,
             max_connections: l.max_connections,
+            // Validation made sure every name is known and configured.
+            auth: l
+                .auth
+                .iter()
+                .filter_map(|name| match name.as_str() {
+                    "password_file" => password_file.clone().map(auth::Source::PasswordFile),
+                    _ => None,
+                })
+                .collect(),
         };
         sockets.push((socket, settings));
     }

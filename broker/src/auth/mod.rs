@@ -1,6 +1,12 @@
-//! Who may connect. For now only the per-listener anonymous policy; the
-//! built-in sources (password file, ACL, JWT, webhooks) and the WebAssembly
-//! plugin chain plug in here.
+//! Who may connect: each listener's chain of credential sources, asked in
+//! order, then its anonymous policy. ACL files, JWT, webhooks and the
+//! WebAssembly plugins plug into the same chain.
+
+mod password_file;
+
+use std::sync::Arc;
+
+pub use password_file::{DEFAULT_ITERATIONS, PasswordFile, PasswordFileError, Verdict, hash_password};
 
 use crate::codec::ReasonCode;
 use crate::listener::ListenerSettings;
@@ -13,15 +19,57 @@ pub struct ConnectInfo<'a> {
     pub password: Option<&'a [u8]>,
 }
 
+/// One source's answer, as plugins will give it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(ReasonCode),
+    /// Not this source's client: ask the next one.
+    Next,
+}
+
+/// A credential source a listener can name in its `auth` list.
+#[derive(Debug, Clone)]
+pub enum Source {
+    PasswordFile(Arc<PasswordFile>),
+}
+
+impl Source {
+    fn check_connect(&self, info: &ConnectInfo<'_>) -> Decision {
+        match self {
+            Source::PasswordFile(file) => {
+                let Some(user) = info.username else {
+                    return Decision::Next;
+                };
+                match file.check(user, info.password.unwrap_or_default()) {
+                    Verdict::Valid => Decision::Allow,
+                    Verdict::WrongPassword => Decision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+                    Verdict::UnknownUser => Decision::Next,
+                }
+            }
+        }
+    }
+}
+
 /// Decides whether a CONNECT is let in; the error is the CONNACK reason.
+///
+/// The first source that allows or denies decides. When none does, a client
+/// that gave a user name is refused if the listener checks credentials at
+/// all (a name nobody knows is a bad one), and a client without one is let
+/// in only where anonymous clients are allowed.
 pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<(), ReasonCode> {
-    if listener.allow_anonymous {
-        return Ok(());
+    for source in &listener.auth {
+        match source.check_connect(info) {
+            Decision::Allow => return Ok(()),
+            Decision::Deny(code) => return Err(code),
+            Decision::Next => {}
+        }
     }
     match info.username {
-        // No credential source exists yet, so a claimed identity cannot be
-        // checked: refuse it as a bad user name or password rather than let it
-        // through.
+        Some(_) if !listener.auth.is_empty() => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+        _ if listener.allow_anonymous => Ok(()),
+        // No credential source can check a claimed identity: refuse it as
+        // a bad user name or password rather than let it through.
         Some(_) => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
         None => Err(ReasonCode::NOT_AUTHORIZED),
     }

@@ -30,7 +30,21 @@ impl Config {
             origin: origin.clone(),
             error,
         })?;
-        Config::from_toml_str(&text, &origin)
+        let mut config = Config::from_toml_str(&text, &origin)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Makes relative file paths relative to the configuration file's
+    /// folder, so a config works whatever the working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(p) = &mut self.auth.password_file
+            && p.is_relative()
+        {
+            *p = dir.join(&*p);
+        }
     }
 
     /// Parses and validates configuration text. `origin` names the source
@@ -53,6 +67,7 @@ impl Config {
                 protocol: ListenerProtocol::Mqtt,
                 allow_anonymous: true,
                 max_connections: None,
+                auth: Vec::new(),
             }],
             ..Config::default()
         }

@@ -5,6 +5,7 @@
 //! fields and the readable string forms from [`super::units`] in the file.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,10 +20,22 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub sys: SysConfig,
     pub limits: Limits,
+    pub auth: AuthConfig,
     /// `[[listener]]` tables; at least one is required (checked in
     /// validation, so the default value can stay empty).
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
+}
+
+/// `[auth]`: the credential sources listeners can name in their `auth`
+/// chain. Relative paths are relative to the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A Mosquitto password file (`user:$7$...` or `$6$` lines), as written
+    /// by `mosquitto_passwd` or `tern passwd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[log]`
@@ -160,6 +173,9 @@ pub struct ListenerConfig {
     /// Per-listener connection cap, within `limits.max_connections`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Credential sources asked in order, e.g. `["password_file"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<String>,
 }
 
 /// Transport for a listener. Only plain MQTT over TCP is implemented; the

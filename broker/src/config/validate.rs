@@ -114,6 +114,23 @@ impl Config {
             if listener.max_connections == Some(0) {
                 return bad(&key("max_connections"), "must be at least 1".into());
             }
+            for source in &listener.auth {
+                match source.as_str() {
+                    "password_file" if self.auth.password_file.is_none() => {
+                        return bad(
+                            &key("auth"),
+                            "names \"password_file\" but [auth] has no password_file".into(),
+                        );
+                    }
+                    "password_file" => {}
+                    other => {
+                        return bad(
+                            &key("auth"),
+                            format!("unknown credential source {other:?}; this build knows \"password_file\""),
+                        );
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -183,6 +200,7 @@ mod tests {
             protocol: ListenerProtocol::Mqtt,
             allow_anonymous: false,
             max_connections: None,
+            auth: Vec::new(),
         }
     }
 
@@ -281,6 +299,10 @@ mod tests {
             ("limits.max_topic_levels", |c| c.limits.max_topic_levels = 0),
             ("limits.max_topic_levels", |c| c.limits.max_topic_levels = 5000),
             ("log.level", |c| c.log.level = "tern=loud".to_owned()),
+            ("listener[0].auth", |c| {
+                c.listeners[0].auth = vec!["password_file".into()]
+            }),
+            ("listener[0].auth", |c| c.listeners[0].auth = vec!["ldap".into()]),
             ("listener[0].max_connections", |c| {
                 c.listeners[0].max_connections = Some(0)
             }),

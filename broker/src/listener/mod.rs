@@ -11,4 +11,6 @@ pub struct ListenerSettings {
     pub name: String,
     pub allow_anonymous: bool,
     pub max_connections: Option<usize>,
+    /// Credential sources, asked in order ([`crate::auth::check_connect`]).
+    pub auth: Vec<crate::auth::Source>,
 }
