@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 
+use crate::auth::Grant;
 use crate::codec::{Protocol, ReasonCode};
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -100,6 +101,7 @@ impl Broker {
         clean_start: bool,
         protocol: Protocol,
         expiry_interval: u32,
+        acl: Grant,
     ) -> Result<Attached, AttachError> {
         loop {
             let Some(old) = self.registry.get(client_id) else {
@@ -117,7 +119,7 @@ impl Broker {
                     continue;
                 }
                 permit.forget();
-                return Ok(self.finish_attach(session, false, protocol, expiry_interval));
+                return Ok(self.finish_attach(session, false, protocol, expiry_interval, acl));
             };
             old.kick(ReasonCode::SESSION_TAKEN_OVER);
             match tokio::time::timeout(TAKEOVER_TIMEOUT, old.owner.acquire()).await {
@@ -135,7 +137,7 @@ impl Broker {
                 self.end_session(&old);
                 continue;
             }
-            return Ok(self.finish_attach(old, true, protocol, expiry_interval));
+            return Ok(self.finish_attach(old, true, protocol, expiry_interval, acl));
         }
     }
 
@@ -147,9 +149,13 @@ impl Broker {
         session_present: bool,
         protocol: Protocol,
         expiry_interval: u32,
+        acl: Grant,
     ) -> Attached {
         {
             let mut st = session.state.lock();
+            // Set under the lock that marks it online: nothing is queued for
+            // this connection without its read permissions.
+            st.acl = acl;
             st.online = true;
             st.generation += 1;
             st.protocol = protocol;

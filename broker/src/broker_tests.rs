@@ -37,7 +37,7 @@ fn sub(qos: QoS) -> Subscription {
 }
 
 async fn attach(b: &Arc<Broker>, id: &str, clean: bool, expiry: u32) -> Attached {
-    b.attach(&ByteString::from(id), clean, Protocol::V5, expiry)
+    b.attach(&ByteString::from(id), clean, Protocol::V5, expiry, None)
         .await
         .expect("attach")
 }

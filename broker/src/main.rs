@@ -78,6 +78,10 @@ fn main() -> anyhow::Result<()> {
                 let users = tern::auth::PasswordFile::load(path).context("[auth] password_file")?;
                 println!("{}: {} user(s)", path.display(), users.len());
             }
+            if let Some(path) = &config.auth.acl_file {
+                tern::auth::AclFile::load(path).context("[auth] acl_file")?;
+                println!("{}: ok", path.display());
+            }
             use std::io::Write;
             let mut out = std::io::stdout();
             for w in config.warnings() {

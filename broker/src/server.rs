@@ -32,6 +32,8 @@ pub enum ServerError {
     ReadyFile { path: PathBuf, source: std::io::Error },
     #[error("[auth] password_file")]
     PasswordFile(#[source] auth::PasswordFileError),
+    #[error("[auth] acl_file")]
+    AclFile(#[source] auth::AclFileError),
 }
 
 /// A bound listener, as reported in logs and the ready file.
@@ -53,6 +55,14 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         Some(path) => {
             let file = auth::PasswordFile::load(path).map_err(ServerError::PasswordFile)?;
             tracing::info!(path = %path.display(), users = file.len(), "password file loaded");
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    let acl_file = match &config.auth.acl_file {
+        Some(path) => {
+            let file = auth::AclFile::load(path).map_err(ServerError::AclFile)?;
+            tracing::info!(path = %path.display(), "ACL file loaded");
             Some(Arc::new(file))
         }
         None => None,
@@ -87,6 +97,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
                 .iter()
                 .filter_map(|name| match name.as_str() {
                     "password_file" => password_file.clone().map(auth::Source::PasswordFile),
+                    "acl_file" => acl_file.clone().map(auth::Source::AclFile),
                     _ => None,
                 })
                 .collect(),

@@ -2,10 +2,12 @@
 //! order, then its anonymous policy. ACL files, JWT, webhooks and the
 //! WebAssembly plugins plug into the same chain.
 
+mod acl_file;
 mod password_file;
 
 use std::sync::Arc;
 
+pub use acl_file::{AclFile, AclFileError, ClientAcl};
 pub use password_file::{DEFAULT_ITERATIONS, PasswordFile, PasswordFileError, Verdict, hash_password};
 
 use crate::codec::ReasonCode;
@@ -32,6 +34,8 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub enum Source {
     PasswordFile(Arc<PasswordFile>),
+    /// Authorizes only: never decides a CONNECT.
+    AclFile(Arc<AclFile>),
 }
 
 impl Source {
@@ -47,9 +51,14 @@ impl Source {
                     Verdict::UnknownUser => Decision::Next,
                 }
             }
+            Source::AclFile(_) => Decision::Next,
         }
     }
 }
+
+/// What a let-in client may do: `None` where no ACL source is configured
+/// (everything).
+pub type Grant = Option<Arc<ClientAcl>>;
 
 /// Decides whether a CONNECT is let in; the error is the CONNACK reason.
 ///
@@ -57,8 +66,18 @@ impl Source {
 /// that gave a user name is refused if the listener checks credentials at
 /// all (a name nobody knows is a bad one), and a client without one is let
 /// in only where anonymous clients are allowed.
-pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<(), ReasonCode> {
+pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Grant, ReasonCode> {
+    authenticate(listener, info)?;
+    Ok(listener.auth.iter().find_map(|s| match s {
+        Source::AclFile(acl) => Some(Arc::new(acl.for_client(info.client_id, info.username))),
+        Source::PasswordFile(_) => None,
+    }))
+}
+
+fn authenticate(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<(), ReasonCode> {
+    let mut checks_credentials = false;
     for source in &listener.auth {
+        checks_credentials |= matches!(source, Source::PasswordFile(_));
         match source.check_connect(info) {
             Decision::Allow => return Ok(()),
             Decision::Deny(code) => return Err(code),
@@ -66,7 +85,7 @@ pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Res
         }
     }
     match info.username {
-        Some(_) if !listener.auth.is_empty() => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+        Some(_) if checks_credentials => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
         _ if listener.allow_anonymous => Ok(()),
         // No credential source can check a claimed identity: refuse it as
         // a bad user name or password rather than let it through.

@@ -40,10 +40,13 @@ impl Config {
     /// Makes relative file paths relative to the configuration file's
     /// folder, so a config works whatever the working directory.
     pub fn resolve_paths(&mut self, dir: &Path) {
-        if let Some(p) = &mut self.auth.password_file
-            && p.is_relative()
+        for p in [&mut self.auth.password_file, &mut self.auth.acl_file]
+            .into_iter()
+            .flatten()
         {
-            *p = dir.join(&*p);
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
         }
     }
 

@@ -36,6 +36,10 @@ pub struct AuthConfig {
     /// by `mosquitto_passwd` or `tern passwd`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// A Mosquitto ACL file (`user`, `topic [read|write|readwrite|deny]`,
+    /// `pattern` with `%c` and `%u`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_file: Option<PathBuf>,
 }
 
 /// `[log]`

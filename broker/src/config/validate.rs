@@ -122,11 +122,16 @@ impl Config {
                             "names \"password_file\" but [auth] has no password_file".into(),
                         );
                     }
-                    "password_file" => {}
+                    "acl_file" if self.auth.acl_file.is_none() => {
+                        return bad(&key("auth"), "names \"acl_file\" but [auth] has no acl_file".into());
+                    }
+                    "password_file" | "acl_file" => {}
                     other => {
                         return bad(
                             &key("auth"),
-                            format!("unknown credential source {other:?}; this build knows \"password_file\""),
+                            format!(
+                                "unknown credential source {other:?}; this build knows \"password_file\" and \"acl_file\""
+                            ),
                         );
                     }
                 }

@@ -112,8 +112,14 @@ pub async fn handshake(
         username: connect.username.as_deref(),
         password: connect.password.as_deref(),
     };
-    if let Err(reason) = auth::check_connect(listener, &info) {
-        return refuse(stream, protocol, reason, "not authorised").await;
+    let acl = match auth::check_connect(listener, &info) {
+        Ok(acl) => acl,
+        Err(reason) => return refuse(stream, protocol, reason, "not authorised").await,
+    };
+    if let (Some(acl), Some(will)) = (&acl, &connect.will)
+        && !acl.can_write(&will.topic)
+    {
+        return refuse(stream, protocol, ReasonCode::NOT_AUTHORIZED, "will topic not writable").await;
     }
 
     let max_expiry = u32::try_from(limits.max_session_expiry.as_secs()).unwrap_or(NEVER_EXPIRES);
@@ -129,7 +135,7 @@ pub async fn handshake(
     let expiry_interval = requested_expiry.min(max_expiry);
 
     let attached = match broker
-        .attach(&client_id, connect.clean_start, protocol, expiry_interval)
+        .attach(&client_id, connect.clean_start, protocol, expiry_interval, acl)
         .await
     {
         Ok(a) => a,

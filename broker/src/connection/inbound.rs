@@ -103,6 +103,14 @@ impl Conn {
             // publish into them.
             conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "dropping a client PUBLISH to a $ topic");
             ReasonCode::NOT_AUTHORIZED
+        } else if let Some(acl) = &self.acl
+            && !acl.can_write(&p.topic)
+        {
+            // Refused, and the client is told on v5 [MQTT-3.3.4]; 3.1.1 has
+            // no way to say it, so the message is acknowledged and dropped,
+            // as Mosquitto does.
+            conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "PUBLISH refused by the ACL");
+            ReasonCode::NOT_AUTHORIZED
         } else if topic_levels(&p.topic) > limits.max_topic_levels {
             if !self.protocol.is_v5() {
                 // 3.1.1 has no way to refuse one PUBLISH; closing is the only
@@ -303,7 +311,14 @@ impl Conn {
             let send_retained =
                 share.is_none() && (opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed));
             if send_retained {
-                retained.extend(self.broker.router.retained_for(inner, &sub, now));
+                let acl = &self.acl;
+                retained.extend(
+                    self.broker
+                        .router
+                        .retained_for(inner, &sub, now)
+                        .into_iter()
+                        .filter(|d| acl.as_ref().is_none_or(|a| a.can_read(&d.msg.topic))),
+                );
             }
             codes.push(ReasonCode(qos as u8));
         }

@@ -39,6 +39,8 @@ pub(super) struct Conn {
     /// For the `conn` span, made again whenever a line is logged.
     pub peer: SocketAddr,
     pub listener: Arc<ListenerSettings>,
+    /// What the client may publish to; `None`: anything.
+    pub acl: crate::auth::Grant,
     pub protocol: Protocol,
     pub send_window: u16,
     pub client_max_packet: u32,
@@ -79,7 +81,9 @@ impl Conn {
     /// read buffer.
     pub(super) fn from_accepted(accepted: Accepted) -> Conn {
         accepted.attached.session.set_will(accepted.will.map(Box::new));
+        let acl = accepted.attached.session.state.lock().acl.clone();
         Conn {
+            acl,
             stream: accepted.stream,
             broker: accepted.broker,
             peer: accepted.peer,

@@ -25,6 +25,7 @@ pub use inflight::{Inflight, InflightStage, Outgoing};
 pub use queue::{OutQueue, PushOutcome};
 pub use registry::Registry;
 
+use crate::auth::Grant;
 use crate::codec::{LastWill, Protocol, QoS, ReasonCode};
 use crate::router::{Message, SharedGroup, Subscription};
 
@@ -100,6 +101,9 @@ pub struct SessionState {
     pub will: Option<Box<LastWill>>,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
     pub pending_will: Option<Arc<Message>>,
+    /// What the last connection may read: messages it may not are never
+    /// queued. Kept after a disconnect, for the offline queue.
+    pub acl: Grant,
 }
 
 /// A client's session. Identity is the allocation: two `Arc<Session>` are the
@@ -157,6 +161,7 @@ impl Session {
                 woken: false,
                 will: None,
                 pending_will: None,
+                acl: None,
             }),
             owner: Semaphore::new(1),
             keep_alive_deadline: AtomicU32::new(0),
@@ -167,6 +172,11 @@ impl Session {
     pub fn offer(&self, d: Delivery) -> Offer {
         let mut st = self.state.lock();
         if !st.online && d.qos == QoS::AtMostOnce {
+            return Offer::Skipped;
+        }
+        if let Some(acl) = &st.acl
+            && !acl.can_read(&d.msg.topic)
+        {
             return Offer::Skipped;
         }
         let was_empty = st.queue.is_empty();

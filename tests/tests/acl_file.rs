@@ -1,0 +1,224 @@
+//! `[auth] acl_file`: Mosquitto's ACL syntax and semantics, with users from
+//! a password file, checked by the real broker with raw clients.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tern_blackbox::broker::tern_bin;
+use tern_blackbox::*;
+
+const NOT_AUTHORIZED: u8 = 0x87;
+
+const ACL: &str = "\
+# anonymous clients
+topic readwrite public/#
+
+user alice
+topic readwrite alice/#
+topic deny alice/secret
+topic read shared/#
+topic write will/alice
+
+user bob
+topic write shared/#
+topic write alice/#
+
+pattern readwrite devices/%c/#
+";
+
+fn passwd(file: &Path, user: &str, pw: &str) {
+    use std::io::Write;
+    let mut child = Command::new(tern_bin())
+        .args(["passwd", "--stdin"])
+        .arg(file)
+        .arg(user)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tern passwd");
+    writeln!(child.stdin.take().expect("stdin"), "{pw}").expect("write");
+    assert!(child.wait().expect("wait").success());
+}
+
+struct Setup {
+    broker: Broker,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    passwd(&dir.path().join("passwd"), "alice", "a");
+    passwd(&dir.path().join("passwd"), "bob", "b");
+    std::fs::write(dir.path().join("acl"), ACL).expect("acl");
+    let broker = Broker::start_with(&format!(
+        "[auth]\npassword_file = {:?}\nacl_file = {:?}\n\n[[listener]]\nname = \"default\"\n\
+         bind = \"127.0.0.1:0\"\nallow_anonymous = true\nauth = [\"password_file\", \"acl_file\"]\n",
+        dir.path().join("passwd"),
+        dir.path().join("acl"),
+    ));
+    Setup { broker, _dir: dir }
+}
+
+fn client(b: &Broker, id: &str, user: Option<(&str, &str)>) -> RawClient {
+    let c = Connect::v5(id);
+    let c = match user {
+        Some((u, p)) => c.user(u, Some(p.as_bytes())),
+        None => c,
+    };
+    let (rc, ack) = RawClient::handshake(b.addr(), &c);
+    assert_eq!(ack.code, 0, "CONNACK for {id}");
+    rc
+}
+
+/// Publishes QoS 1 and returns the PUBACK reason code.
+fn publish(c: &mut RawClient, topic: &str, retain: bool) -> u8 {
+    c.send(&publish5(topic, topic.as_bytes(), 1, retain, 9));
+    let ack = c.read_until_keep(PUBACK).ack();
+    assert_eq!(ack.0, 9);
+    ack.1
+}
+
+/// Topics that reached `c`, up to a sentinel published by `from`.
+fn received(c: &mut RawClient, from: &mut RawClient, sentinel: &str) -> Vec<String> {
+    from.send(&publish5(sentinel, b"end", 0, false, 0));
+    c.collect_until_topic(sentinel).into_iter().map(|m| m.topic).collect()
+}
+
+#[test]
+fn publish_needs_write_access_and_a_deny_wins() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let s = setup();
+    let mut alice = client(&s.broker, "a1", Some(("alice", "a")));
+    let mut bob = client(&s.broker, "b1", Some(("bob", "b")));
+    let mut anon = client(&s.broker, "anon1", None);
+    assert!(publish(&mut alice, "alice/notes", false) < 0x80);
+    assert_eq!(publish(&mut alice, "alice/secret", false), NOT_AUTHORIZED, "deny wins");
+    assert_eq!(publish(&mut alice, "shared/x", false), NOT_AUTHORIZED, "read-only");
+    assert!(publish(&mut bob, "shared/x", false) < 0x80);
+    assert_eq!(
+        publish(&mut bob, "public/x", false),
+        NOT_AUTHORIZED,
+        "anonymous rules are not bob's"
+    );
+    assert!(publish(&mut anon, "public/x", false) < 0x80);
+    assert_eq!(publish(&mut anon, "alice/notes", false), NOT_AUTHORIZED);
+    // Patterns apply to everyone, with the client id put in.
+    assert!(publish(&mut anon, "devices/anon1/state", false) < 0x80);
+    assert_eq!(publish(&mut anon, "devices/other/state", false), NOT_AUTHORIZED);
+}
+
+#[test]
+fn a_subscriber_only_receives_what_it_may_read() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let s = setup();
+    let mut alice = client(&s.broker, "a2", Some(("alice", "a")));
+    let mut bob = client(&s.broker, "b2", Some(("bob", "b")));
+    let mut anon = client(&s.broker, "anon2", None);
+    // Subscribing to everything is allowed; reading is checked per message.
+    alice.subscribe("#", 1);
+    anon.subscribe("#", 1);
+    publish(&mut bob, "shared/news", false);
+    publish(&mut bob, "alice/inbox", false);
+    publish(&mut anon, "public/hello", false);
+    publish(&mut anon, "devices/anon2/state", false);
+    let for_alice = received(&mut alice, &mut alice_sentinel_publisher(&s.broker), "alice/end");
+    assert_eq!(for_alice, ["shared/news", "alice/inbox"]);
+    let for_anon = received(&mut anon, &mut anon_sentinel_publisher(&s.broker), "public/end");
+    assert_eq!(for_anon, ["public/hello", "devices/anon2/state"]);
+}
+
+fn alice_sentinel_publisher(b: &Broker) -> RawClient {
+    client(b, "a-sentinel", Some(("alice", "a")))
+}
+
+fn anon_sentinel_publisher(b: &Broker) -> RawClient {
+    client(b, "anon-sentinel", None)
+}
+
+#[test]
+fn retained_messages_are_filtered_too() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let s = setup();
+    let mut bob = client(&s.broker, "b3", Some(("bob", "b")));
+    publish(&mut bob, "shared/kept", true);
+    let mut anon = client(&s.broker, "anon3", None);
+    publish(&mut anon, "public/kept", true);
+
+    let mut alice = client(&s.broker, "a3", Some(("alice", "a")));
+    alice.subscribe("#", 1);
+    let got = received(&mut alice, &mut alice_sentinel_publisher(&s.broker), "alice/end3");
+    assert_eq!(got, ["shared/kept"]);
+    let mut other = client(&s.broker, "anon4", None);
+    other.subscribe("#", 1);
+    let got = received(&mut other, &mut anon_sentinel_publisher(&s.broker), "public/end3");
+    assert_eq!(got, ["public/kept"]);
+}
+
+#[test]
+fn a_will_on_a_topic_the_client_may_not_write_is_refused_at_connect() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let s = setup();
+    let refused = Connect::v5("a5")
+        .user("alice", Some(b"a"))
+        .will(Will::new("shared/will", b"x", 0, false));
+    assert_eq!(RawClient::handshake(s.broker.addr(), &refused).1.code, NOT_AUTHORIZED);
+    let fine = Connect::v5("a6")
+        .user("alice", Some(b"a"))
+        .will(Will::new("will/alice", b"x", 0, false));
+    assert_eq!(RawClient::handshake(s.broker.addr(), &fine).1.code, 0);
+}
+
+#[test]
+fn v311_publish_refused_by_the_acl_is_acknowledged_and_dropped() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let s = setup();
+    let mut alice = client(&s.broker, "a7", Some(("alice", "a")));
+    alice.subscribe("alice/#", 1);
+    let (mut old, ack) = RawClient::handshake(s.broker.addr(), &Connect::v311("old").user("bob", Some(b"b")));
+    assert_eq!(ack.code, 0);
+    // bob may write alice/#, not public/#.
+    old.publish("public/x", b"no", 1, false);
+    old.publish("alice/from-bob", b"yes", 1, false);
+    let got = received(&mut alice, &mut alice_sentinel_publisher(&s.broker), "alice/end7");
+    assert_eq!(got, ["alice/from-bob"]);
+}
+
+#[test]
+fn a_malformed_acl_file_stops_startup_naming_file_and_line() {
+    if skip_unless_tern("[auth] acl_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("acl"), "user alice\ntopic read a/#/b\n").expect("acl");
+    let cfg = dir.path().join("tern.toml");
+    std::fs::write(
+        &cfg,
+        "[auth]\nacl_file = \"acl\"\n\n[[listener]]\nbind = \"127.0.0.1:0\"\nallow_anonymous = true\nauth = [\"acl_file\"]\n",
+    )
+    .expect("cfg");
+    for args in [vec!["--config"], vec!["check-config"]] {
+        let (status, out, err) = run_to_end(
+            Command::new(tern_bin())
+                .args(&args)
+                .arg(&cfg)
+                .env_remove("RUST_BACKTRACE"),
+            Duration::from_secs(10),
+        );
+        assert!(!status.success(), "{args:?} must fail\n{out}\n{err}");
+        let expected = format!("{}:2:", dir.path().join("acl").display());
+        assert!(err.contains(&expected), "{args:?}: names file and line: {err}");
+        assert!(err.contains("acl_file"), "{args:?}: names the key: {err}");
+    }
+}
