@@ -55,7 +55,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         Some(path) => {
             let file = auth::PasswordFile::load(path).map_err(ServerError::PasswordFile)?;
             tracing::info!(path = %path.display(), users = file.len(), "password file loaded");
-            Some(Arc::new(file))
+            Some(Arc::new(parking_lot::RwLock::new(Arc::new(file))))
         }
         None => None,
     };
@@ -63,7 +63,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         Some(path) => {
             let file = auth::AclFile::load(path).map_err(ServerError::AclFile)?;
             tracing::info!(path = %path.display(), "ACL file loaded");
-            Some(Arc::new(file))
+            Some(Arc::new(parking_lot::RwLock::new(Arc::new(file))))
         }
         None => None,
     };
@@ -124,6 +124,12 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     }
     tokio::spawn(sys::publish_loop(broker.clone(), config.sys.interval, signal.clone()));
     tokio::spawn(keep_alive_loop(broker.clone(), signal.clone()));
+    tokio::spawn(reload_on_sighup(
+        broker.clone(),
+        password_file.clone(),
+        acl_file.clone(),
+        signal.clone(),
+    ));
     if let Some(path) = ready_file {
         write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile {
             path: path.to_path_buf(),
@@ -151,6 +157,63 @@ async fn keep_alive_loop(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
         tokio::select! {
             _ = tick.tick() => broker.sweep_keep_alive(),
             _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// SIGHUP re-reads the password and ACL files without dropping a
+/// connection: new connections are checked against the new files, and every
+/// connected client's read and write permissions are recompiled, so a
+/// subscription the new ACL no longer allows simply stops delivering. A
+/// file that no longer parses is reported and the old one kept.
+async fn reload_on_sighup(
+    broker: Arc<Broker>,
+    password_file: Option<auth::Reloadable<auth::PasswordFile>>,
+    acl_file: Option<auth::Reloadable<auth::AclFile>>,
+    mut shutdown: ShutdownSignal,
+) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload unavailable");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            got = hup.recv() => if got.is_none() { return },
+            _ = shutdown.wait() => return,
+        }
+        if let Some(current) = &password_file {
+            let path = current.read().path().to_path_buf();
+            match auth::PasswordFile::load(&path) {
+                Ok(file) => {
+                    tracing::info!(path = %path.display(), users = file.len(), "password file reloaded");
+                    *current.write() = Arc::new(file);
+                }
+                Err(e) => tracing::error!(error = %e, "password file not reloaded; keeping the previous one"),
+            }
+        }
+        if let Some(current) = &acl_file {
+            let path = current.read().path().to_path_buf();
+            match auth::AclFile::load(&path) {
+                Ok(file) => {
+                    let file = Arc::new(file);
+                    *current.write() = file.clone();
+                    let mut clients = 0;
+                    // Outside the registry lock: compiling is not free and
+                    // connections keep arriving.
+                    for s in broker.registry.all() {
+                        let acl = s.state.lock().acl.clone();
+                        if let Some(acl) = acl {
+                            acl.recompile(&file);
+                            clients += 1;
+                        }
+                    }
+                    tracing::info!(path = %path.display(), clients, "ACL file reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "ACL file not reloaded; keeping the previous one"),
+            }
         }
     }
 }

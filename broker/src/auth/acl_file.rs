@@ -164,6 +164,14 @@ impl AclFile {
     /// `+`, `#` or `/`) drops that pattern; a denying one is kept, as
     /// widening a denial is safe.
     pub fn for_client(&self, client_id: &str, username: Option<&str>) -> ClientAcl {
+        ClientAcl {
+            client_id: Box::from(client_id),
+            username: username.map(Box::from),
+            rules: parking_lot::RwLock::new(self.compile(client_id, username)),
+        }
+    }
+
+    fn compile(&self, client_id: &str, username: Option<&str>) -> Compiled {
         let base = match username {
             Some(u) => self.users.get(u).cloned().unwrap_or_default(),
             None => self.anonymous.clone(),
@@ -191,7 +199,7 @@ impl AclFile {
                 );
             }
         }
-        ClientAcl { base, patterns }
+        Compiled { base, patterns }
     }
 }
 
@@ -216,16 +224,31 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
     })
 }
 
-/// What one connection may read and write.
+/// What one connection may read and write. Shared by the connection (for
+/// its PUBLISHes) and its session (for deliveries), and recompiled in place
+/// when the ACL file is reloaded.
 #[derive(Debug)]
 pub struct ClientAcl {
+    client_id: Box<str>,
+    username: Option<Box<str>>,
+    rules: parking_lot::RwLock<Compiled>,
+}
+
+#[derive(Debug)]
+struct Compiled {
     base: Arc<RuleSet>,
     patterns: RuleSet,
 }
 
 impl ClientAcl {
+    /// Applies a reloaded file to this connection.
+    pub fn recompile(&self, file: &AclFile) {
+        *self.rules.write() = file.compile(&self.client_id, self.username.as_deref());
+    }
+
     fn allowed(&self, topic: &str, grants: impl Fn(&RuleSet) -> &SubscriptionTree<usize, ()>) -> bool {
-        let sets = [&*self.base, &self.patterns];
+        let rules = self.rules.read();
+        let sets = [&*rules.base, &rules.patterns];
         if sets.iter().any(|s| any_match(&s.deny, topic)) {
             return false;
         }

@@ -33,10 +33,13 @@ pub enum Decision {
 /// A credential source a listener can name in its `auth` list.
 #[derive(Debug, Clone)]
 pub enum Source {
-    PasswordFile(Arc<PasswordFile>),
+    PasswordFile(Reloadable<PasswordFile>),
     /// Authorizes only: never decides a CONNECT.
-    AclFile(Arc<AclFile>),
+    AclFile(Reloadable<AclFile>),
 }
+
+/// A loaded file that SIGHUP can replace while connections use it.
+pub type Reloadable<T> = Arc<parking_lot::RwLock<Arc<T>>>;
 
 impl Source {
     fn check_connect(&self, info: &ConnectInfo<'_>) -> Decision {
@@ -45,6 +48,7 @@ impl Source {
                 let Some(user) = info.username else {
                     return Decision::Next;
                 };
+                let file = file.read().clone();
                 match file.check(user, info.password.unwrap_or_default()) {
                     Verdict::Valid => Decision::Allow,
                     Verdict::WrongPassword => Decision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
@@ -69,7 +73,7 @@ pub type Grant = Option<Arc<ClientAcl>>;
 pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Grant, ReasonCode> {
     authenticate(listener, info)?;
     Ok(listener.auth.iter().find_map(|s| match s {
-        Source::AclFile(acl) => Some(Arc::new(acl.for_client(info.client_id, info.username))),
+        Source::AclFile(acl) => Some(Arc::new(acl.read().for_client(info.client_id, info.username))),
         Source::PasswordFile(_) => None,
     }))
 }
