@@ -85,6 +85,16 @@ impl Broker {
         (self.clock_origin.elapsed().as_millis() / 100) as u32
     }
 
+    /// The broker clock's reading when `unix_secs` comes, for deadlines
+    /// given as wall-clock times (a token's `exp`); never 0.
+    pub fn clock_ds_at(&self, unix_secs: u64) -> u32 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ahead = u32::try_from(unix_secs.saturating_sub(now).saturating_mul(10)).unwrap_or(u32::MAX);
+        self.clock_ds().saturating_add(ahead).max(1)
+    }
+
     /// Kicks every connection whose keep alive ran out. Run a few times a
     /// second by one task, in place of a timer per connection.
     pub fn sweep_keep_alive(&self) {
@@ -207,6 +217,7 @@ impl Broker {
             st.generation
         };
         session.keep_alive_deadline.store(0, Ordering::Relaxed);
+        session.auth_deadline.store(0, Ordering::Relaxed);
         Metrics::sub(&self.metrics.clients_connected, 1);
         // Gives the owner permit back.
         drop(attached);

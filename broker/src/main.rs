@@ -78,6 +78,10 @@ fn main() -> anyhow::Result<()> {
                 let users = tern::auth::PasswordFile::load(path).context("[auth] password_file")?;
                 println!("{}: {} user(s)", path.display(), users.len());
             }
+            if let Some(jwt) = &config.auth.jwt {
+                tern::auth::Jwt::load(jwt).context("[auth.jwt]")?;
+                println!("[auth.jwt]: keys ok");
+            }
             if let Some(path) = &config.auth.acl_file {
                 tern::auth::AclFile::load(path).context("[auth] acl_file")?;
                 println!("{}: ok", path.display());
@@ -121,25 +125,28 @@ fn serve(config_path: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::R
     }
     let runtime = runtime.build().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
-        let stop = async {
-            if let Err(e) = wait_for_signal().await {
-                tracing::error!(error = %e, "cannot listen for signals; stopping");
-            }
-        };
-        tern::server::run(config, ready_file.as_deref(), stop).await
+        // Installed before the server announces it is ready: a signal that
+        // came earlier would kill the process the default way, without the
+        // graceful shutdown.
+        let stop = stop_signals().context("cannot listen for SIGTERM and SIGINT")?;
+        tern::server::run(config, ready_file.as_deref(), stop)
+            .await
+            .map_err(anyhow::Error::from)
     })?;
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Registers SIGTERM and SIGINT now; the future resolves at the first one.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

@@ -34,6 +34,8 @@ pub enum ServerError {
     PasswordFile(#[source] auth::PasswordFileError),
     #[error("[auth] acl_file")]
     AclFile(#[source] auth::AclFileError),
+    #[error("[auth.jwt]")]
+    Jwt(#[source] auth::JwtSetupError),
 }
 
 /// A bound listener, as reported in logs and the ready file.
@@ -67,6 +69,10 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         }
         None => None,
     };
+    let jwt = match &config.auth.jwt {
+        Some(c) => Some(Arc::new(auth::Jwt::load(c).map_err(ServerError::Jwt)?)),
+        None => None,
+    };
 
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
@@ -98,6 +104,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
                 .filter_map(|name| match name.as_str() {
                     "password_file" => password_file.clone().map(auth::Source::PasswordFile),
                     "acl_file" => acl_file.clone().map(auth::Source::AclFile),
+                    "jwt" => jwt.clone().map(auth::Source::Jwt),
                     _ => None,
                 })
                 .collect(),
@@ -124,12 +131,20 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     }
     tokio::spawn(sys::publish_loop(broker.clone(), config.sys.interval, signal.clone()));
     tokio::spawn(keep_alive_loop(broker.clone(), signal.clone()));
-    tokio::spawn(reload_on_sighup(
-        broker.clone(),
-        password_file.clone(),
-        acl_file.clone(),
-        signal.clone(),
-    ));
+    // Registered before the ready file is written: SIGHUP's default action
+    // would end the process.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::spawn(reload_on_sighup(
+                hup,
+                broker.clone(),
+                password_file.clone(),
+                acl_file.clone(),
+                signal.clone(),
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload unavailable"),
+    }
     if let Some(path) = ready_file {
         write_ready_file(path, &bound).map_err(|source| ServerError::ReadyFile {
             path: path.to_path_buf(),
@@ -167,18 +182,12 @@ async fn keep_alive_loop(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
 /// subscription the new ACL no longer allows simply stops delivering. A
 /// file that no longer parses is reported and the old one kept.
 async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
     broker: Arc<Broker>,
     password_file: Option<auth::Reloadable<auth::PasswordFile>>,
     acl_file: Option<auth::Reloadable<auth::AclFile>>,
     mut shutdown: ShutdownSignal,
 ) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload unavailable");
-            return;
-        }
-    };
     loop {
         tokio::select! {
             got = hup.recv() => if got.is_none() { return },

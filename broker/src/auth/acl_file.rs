@@ -167,6 +167,7 @@ impl AclFile {
         ClientAcl {
             client_id: Box::from(client_id),
             username: username.map(Box::from),
+            from_file: true,
             rules: parking_lot::RwLock::new(self.compile(client_id, username)),
         }
     }
@@ -176,31 +177,39 @@ impl AclFile {
             Some(u) => self.users.get(u).cloned().unwrap_or_default(),
             None => self.anonymous.clone(),
         };
-        let unsafe_id = |s: &str| s.contains(['+', '#', '/']);
-        let mut patterns = RuleSet::default();
-        for (i, p) in self.patterns.iter().enumerate() {
-            let needs_user = p.filter.contains("%u");
-            if needs_user && username.is_none() {
-                continue;
-            }
-            let user = username.unwrap_or_default();
-            let widening = (p.filter.contains("%c") && unsafe_id(client_id)) || (needs_user && unsafe_id(user));
-            if widening && p.access != Access::Deny {
-                continue;
-            }
-            let filter = p.filter.replace("%c", client_id).replace("%u", user);
-            if validate_filter(&filter).is_ok() {
-                patterns.add(
-                    i,
-                    &Rule {
-                        access: p.access,
-                        filter,
-                    },
-                );
-            }
+        Compiled {
+            base,
+            patterns: substituted(&self.patterns, client_id, username),
         }
-        Compiled { base, patterns }
     }
+}
+
+/// Rules with `%c` and `%u` put in (see [`AclFile::for_client`]).
+fn substituted(rules: &[Rule], client_id: &str, username: Option<&str>) -> RuleSet {
+    let unsafe_id = |s: &str| s.contains(['+', '#', '/']);
+    let mut patterns = RuleSet::default();
+    for (i, p) in rules.iter().enumerate() {
+        let needs_user = p.filter.contains("%u");
+        if needs_user && username.is_none() {
+            continue;
+        }
+        let user = username.unwrap_or_default();
+        let widening = (p.filter.contains("%c") && unsafe_id(client_id)) || (needs_user && unsafe_id(user));
+        if widening && p.access != Access::Deny {
+            continue;
+        }
+        let filter = p.filter.replace("%c", client_id).replace("%u", user);
+        if validate_filter(&filter).is_ok() {
+            patterns.add(
+                i,
+                &Rule {
+                    access: p.access,
+                    filter,
+                },
+            );
+        }
+    }
+    patterns
 }
 
 fn parse_rule(rest: &str) -> Result<Rule, String> {
@@ -231,6 +240,7 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
 pub struct ClientAcl {
     client_id: Box<str>,
     username: Option<Box<str>>,
+    from_file: bool,
     rules: parking_lot::RwLock<Compiled>,
 }
 
@@ -241,9 +251,35 @@ struct Compiled {
 }
 
 impl ClientAcl {
-    /// Applies a reloaded file to this connection.
+    /// The permissions a token grants: filters it may publish to and read,
+    /// with `%c` and `%u` put in as in ACL file patterns.
+    pub fn from_lists(client_id: &str, username: Option<&str>, publish: &[String], read: &[String]) -> ClientAcl {
+        let rules: Vec<Rule> = publish
+            .iter()
+            .map(|f| (Access::Write, f))
+            .chain(read.iter().map(|f| (Access::Read, f)))
+            .map(|(access, f)| Rule {
+                access,
+                filter: f.clone(),
+            })
+            .collect();
+        ClientAcl {
+            client_id: Box::from(client_id),
+            username: username.map(Box::from),
+            from_file: false,
+            rules: parking_lot::RwLock::new(Compiled {
+                base: Arc::default(),
+                patterns: substituted(&rules, client_id, username),
+            }),
+        }
+    }
+
+    /// Applies a reloaded file to this connection, if its rules came from
+    /// the file (a token's do not change).
     pub fn recompile(&self, file: &AclFile) {
-        *self.rules.write() = file.compile(&self.client_id, self.username.as_deref());
+        if self.from_file {
+            *self.rules.write() = file.compile(&self.client_id, self.username.as_deref());
+        }
     }
 
     fn allowed(&self, topic: &str, grants: impl Fn(&RuleSet) -> &SubscriptionTree<usize, ()>) -> bool {

@@ -3,11 +3,13 @@
 //! WebAssembly plugins plug into the same chain.
 
 mod acl_file;
+mod jwt;
 mod password_file;
 
 use std::sync::Arc;
 
 pub use acl_file::{AclFile, AclFileError, ClientAcl};
+pub use jwt::{Jwt, JwtSetupError, Verified};
 pub use password_file::{DEFAULT_ITERATIONS, PasswordFile, PasswordFileError, Verdict, hash_password};
 
 use crate::codec::ReasonCode;
@@ -22,9 +24,10 @@ pub struct ConnectInfo<'a> {
 }
 
 /// One source's answer, as plugins will give it too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow,
+    /// Let in; a token may say what the client may do and until when.
+    Allow(Option<Verified>),
     Deny(ReasonCode),
     /// Not this source's client: ask the next one.
     Next,
@@ -36,6 +39,7 @@ pub enum Source {
     PasswordFile(Reloadable<PasswordFile>),
     /// Authorizes only: never decides a CONNECT.
     AclFile(Reloadable<AclFile>),
+    Jwt(Arc<Jwt>),
 }
 
 /// A loaded file that SIGHUP can replace while connections use it.
@@ -50,14 +54,34 @@ impl Source {
                 };
                 let file = file.read().clone();
                 match file.check(user, info.password.unwrap_or_default()) {
-                    Verdict::Valid => Decision::Allow,
+                    Verdict::Valid => Decision::Allow(None),
                     Verdict::WrongPassword => Decision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
                     Verdict::UnknownUser => Decision::Next,
                 }
             }
             Source::AclFile(_) => Decision::Next,
+            Source::Jwt(jwt) => {
+                let Some(token) = jwt.token(info.username, info.password) else {
+                    return Decision::Next;
+                };
+                match jwt.verify(token) {
+                    Ok(v) => Decision::Allow(Some(v)),
+                    Err(e) => {
+                        tracing::info!(error = %e, "token refused");
+                        Decision::Deny(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+                    }
+                }
+            }
         }
     }
+}
+
+/// What a let-in client may do, and until when.
+#[derive(Debug, Default)]
+pub struct Admission {
+    pub acl: Grant,
+    /// Unix seconds at which its credentials run out (a token's `exp`).
+    pub expires_at: Option<u64>,
 }
 
 /// What a let-in client may do: `None` where no ACL source is configured
@@ -70,27 +94,47 @@ pub type Grant = Option<Arc<ClientAcl>>;
 /// that gave a user name is refused if the listener checks credentials at
 /// all (a name nobody knows is a bad one), and a client without one is let
 /// in only where anonymous clients are allowed.
-pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Grant, ReasonCode> {
-    authenticate(listener, info)?;
-    Ok(listener.auth.iter().find_map(|s| match s {
-        Source::AclFile(acl) => Some(Arc::new(acl.read().for_client(info.client_id, info.username))),
-        Source::PasswordFile(_) => None,
-    }))
+///
+/// A token's `acl` claims, when present, are the client's permissions;
+/// otherwise the listener's ACL file's, if it has one; otherwise none are
+/// checked.
+pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Admission, ReasonCode> {
+    let token = authenticate(listener, info)?;
+    let from_token = token.as_ref().and_then(|t| {
+        (t.publish.is_some() || t.subscribe.is_some()).then(|| {
+            Arc::new(ClientAcl::from_lists(
+                info.client_id,
+                info.username,
+                t.publish.as_deref().unwrap_or_default(),
+                t.subscribe.as_deref().unwrap_or_default(),
+            ))
+        })
+    });
+    let acl = from_token.or_else(|| {
+        listener.auth.iter().find_map(|s| match s {
+            Source::AclFile(acl) => Some(Arc::new(acl.read().for_client(info.client_id, info.username))),
+            Source::PasswordFile(_) | Source::Jwt(_) => None,
+        })
+    });
+    Ok(Admission {
+        acl,
+        expires_at: token.map(|t| t.expires_at),
+    })
 }
 
-fn authenticate(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<(), ReasonCode> {
+fn authenticate(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Option<Verified>, ReasonCode> {
     let mut checks_credentials = false;
     for source in &listener.auth {
-        checks_credentials |= matches!(source, Source::PasswordFile(_));
+        checks_credentials |= matches!(source, Source::PasswordFile(_) | Source::Jwt(_));
         match source.check_connect(info) {
-            Decision::Allow => return Ok(()),
+            Decision::Allow(token) => return Ok(token),
             Decision::Deny(code) => return Err(code),
             Decision::Next => {}
         }
     }
     match info.username {
         Some(_) if checks_credentials => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
-        _ if listener.allow_anonymous => Ok(()),
+        _ if listener.allow_anonymous => Ok(None),
         // No credential source can check a claimed identity: refuse it as
         // a bad user name or password rather than let it through.
         Some(_) => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),

@@ -8,7 +8,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -40,10 +40,17 @@ impl Config {
     /// Makes relative file paths relative to the configuration file's
     /// folder, so a config works whatever the working directory.
     pub fn resolve_paths(&mut self, dir: &Path) {
-        for p in [&mut self.auth.password_file, &mut self.auth.acl_file]
+        let auth = &mut self.auth;
+        let mut paths: Vec<&mut PathBuf> = [&mut auth.password_file, &mut auth.acl_file]
             .into_iter()
             .flatten()
-        {
+            .collect();
+        if let Some(jwt) = &mut auth.jwt {
+            paths.extend(jwt.hmac_secret_file.iter_mut());
+            paths.extend(jwt.jwks_file.iter_mut());
+            paths.extend(jwt.public_key_files.iter_mut());
+        }
+        for p in paths {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }

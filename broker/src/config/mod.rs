@@ -25,5 +25,8 @@ mod validate;
 
 pub use error::{ConfigError, Location};
 pub use load::DEFAULT_CONFIG_TOML;
-pub use schema::{Config, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, RuntimeConfig, SysConfig};
+pub use schema::{
+    AuthConfig, Config, JwtConfig, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, RuntimeConfig,
+    SysConfig, TokenIn,
+};
 pub use units::{ByteSize, HumanDuration};

@@ -40,6 +40,64 @@ pub struct AuthConfig {
     /// `pattern` with `%c` and `%u`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acl_file: Option<PathBuf>,
+    /// `[auth.jwt]`: JSON Web Tokens, for listeners naming "jwt".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[auth.jwt]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Which CONNECT field carries the token.
+    pub token_in: TokenIn,
+    /// A file holding the HMAC secret (HS256/384/512), at least 32 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_file: Option<PathBuf>,
+    /// PEM public keys (RSA, EC or Ed25519), tried in turn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub public_key_files: Vec<PathBuf>,
+    /// A JSON Web Key Set; a token's `kid` picks its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted `alg` values; anything else is refused.
+    pub algorithms: Vec<String>,
+    /// Required `iss`, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Required `aud`, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Dotted path of the claim listing filters the client may publish to
+    /// (`%c` and `%u` are put in). Without it in the token, other ACL
+    /// sources (or none) apply.
+    pub publish_claim: String,
+    /// Dotted path of the claim listing filters the client may read.
+    pub subscribe_claim: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            token_in: TokenIn::Password,
+            hmac_secret_file: None,
+            public_key_files: Vec::new(),
+            jwks_file: None,
+            algorithms: vec!["HS256".into(), "RS256".into(), "ES256".into()],
+            issuer: None,
+            audience: None,
+            publish_claim: "acl.pub".into(),
+            subscribe_claim: "acl.sub".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenIn {
+    #[default]
+    Password,
+    Username,
 }
 
 /// `[log]`

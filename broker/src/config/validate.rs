@@ -125,12 +125,15 @@ impl Config {
                     "acl_file" if self.auth.acl_file.is_none() => {
                         return bad(&key("auth"), "names \"acl_file\" but [auth] has no acl_file".into());
                     }
-                    "password_file" | "acl_file" => {}
+                    "jwt" if self.auth.jwt.is_none() => {
+                        return bad(&key("auth"), "names \"jwt\" but there is no [auth.jwt]".into());
+                    }
+                    "password_file" | "acl_file" | "jwt" => {}
                     other => {
                         return bad(
                             &key("auth"),
                             format!(
-                                "unknown credential source {other:?}; this build knows \"password_file\" and \"acl_file\""
+                                "unknown credential source {other:?}; this build knows \"password_file\", \"acl_file\" and \"jwt\""
                             ),
                         );
                     }

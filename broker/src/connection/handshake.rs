@@ -112,10 +112,11 @@ pub async fn handshake(
         username: connect.username.as_deref(),
         password: connect.password.as_deref(),
     };
-    let acl = match auth::check_connect(listener, &info) {
-        Ok(acl) => acl,
+    let admission = match auth::check_connect(listener, &info) {
+        Ok(a) => a,
         Err(reason) => return refuse(stream, protocol, reason, "not authorised").await,
     };
+    let acl = admission.acl;
     if let (Some(acl), Some(will)) = (&acl, &connect.will)
         && !acl.can_write(&will.topic)
     {
@@ -144,6 +145,13 @@ pub async fn handshake(
             return refuse(stream, protocol, ReasonCode::SERVER_BUSY, "takeover failed").await;
         }
     };
+    if let Some(exp) = admission.expires_at {
+        // Closed with 0x87 when the token runs out (swept with keep alive).
+        attached
+            .session
+            .auth_deadline
+            .store(broker.clock_ds_at(exp), std::sync::atomic::Ordering::Relaxed);
+    }
 
     // Only v5 can tell the client (Server Keep Alive); a 3.1.x client keeps
     // the interval it asked for.

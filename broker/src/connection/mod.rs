@@ -58,6 +58,8 @@ pub enum CloseReason {
     TakenOver,
     #[error("server shutting down")]
     Shutdown,
+    #[error("credentials expired")]
+    CredentialsExpired,
 }
 
 impl CloseReason {
@@ -70,6 +72,7 @@ impl CloseReason {
         match code {
             ReasonCode::SESSION_TAKEN_OVER => CloseReason::TakenOver,
             ReasonCode::KEEP_ALIVE_TIMEOUT => CloseReason::KeepAliveTimeout,
+            ReasonCode::NOT_AUTHORIZED => CloseReason::CredentialsExpired,
             _ => CloseReason::Shutdown,
         }
     }
@@ -84,6 +87,7 @@ impl CloseReason {
             CloseReason::KeepAliveTimeout => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
             CloseReason::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
             CloseReason::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+            CloseReason::CredentialsExpired => Some(ReasonCode::NOT_AUTHORIZED),
         }
     }
 }

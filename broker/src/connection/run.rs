@@ -333,7 +333,9 @@ impl Conn {
             CloseReason::ClientDisconnect | CloseReason::Eof | CloseReason::Shutdown | CloseReason::TakenOver => {
                 tracing::info!(reason = %reason, "client disconnected")
             }
-            CloseReason::KeepAliveTimeout => tracing::info!(reason = %reason, "client disconnected"),
+            CloseReason::KeepAliveTimeout | CloseReason::CredentialsExpired => {
+                tracing::info!(reason = %reason, "client disconnected")
+            }
             CloseReason::Io(e) => tracing::debug!(error = %e, "client connection lost"),
             CloseReason::Decode(_) | CloseReason::Protocol { .. } => {
                 Metrics::add(

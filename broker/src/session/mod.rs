@@ -128,6 +128,9 @@ pub struct Session {
     /// the broker's clock; 0 for none. Checked by one sweeper for all
     /// connections, so an idle connection carries no timer of its own.
     pub keep_alive_deadline: AtomicU32,
+    /// When the attached connection's credentials (a token) run out, same
+    /// clock; 0 for never. Swept with the keep alive.
+    pub auth_deadline: AtomicU32,
 }
 
 /// What happened to a delivery offered to a session.
@@ -165,6 +168,7 @@ impl Session {
             }),
             owner: Semaphore::new(1),
             keep_alive_deadline: AtomicU32::new(0),
+            auth_deadline: AtomicU32::new(0),
         }
     }
 
@@ -226,6 +230,11 @@ impl Session {
         if deadline != 0 && now > deadline {
             self.keep_alive_deadline.store(0, Ordering::Relaxed);
             self.kick(ReasonCode::KEEP_ALIVE_TIMEOUT);
+        }
+        let deadline = self.auth_deadline.load(Ordering::Relaxed);
+        if deadline != 0 && now >= deadline {
+            self.auth_deadline.store(0, Ordering::Relaxed);
+            self.kick(ReasonCode::NOT_AUTHORIZED);
         }
     }
 
