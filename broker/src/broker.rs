@@ -284,7 +284,14 @@ impl Broker {
             self.router
                 .unsubscribe(session, filter, share.as_ref().map(|s| (s.group, s.filter)));
         }
-        for d in inflight.into_iter().map(|i| i.delivery).chain(queued) {
+        // A QoS 2 message whose delivery had started is never sent to another
+        // member [MQTT-4.8.2-5]; QoS 1 in flight and anything still queued
+        // is [MQTT-4.8.2-6].
+        let unstarted = inflight
+            .into_iter()
+            .map(|i| i.delivery)
+            .filter(|d| d.qos != crate::codec::QoS::ExactlyOnce);
+        for d in unstarted.chain(queued) {
             if d.via.is_some() {
                 self.router.redeliver_shared(session, d);
             }

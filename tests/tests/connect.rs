@@ -177,3 +177,18 @@ fn v5_server_keep_alive_when_over_max() {
     // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
     assert_eq!(prop(&ack.props, SERVER_KEEP_ALIVE), Some(&Prop::U16(30)));
 }
+
+/// 3.1.1 has no CONNACK code for a will topic that is not a topic name:
+/// the server closes without one [MQTT-3.1.4-1] [MQTT-3.2.2-6].
+#[test]
+fn mqtt_3_2_2_6_v311_invalid_will_topic_closes_without_connack() {
+    let b = Broker::start();
+    let mut c = RawClient::connect(b.addr());
+    c.send(
+        &Connect::v311(&unique_id("w"))
+            .will(Will::new("will/#", b"x", 0, false))
+            .bytes(),
+    );
+    let seen = c.closed_within(TIMEOUT).expect("closed");
+    assert!(seen.is_empty(), "no CONNACK expected, got {seen:02x?}");
+}

@@ -407,3 +407,27 @@ fn v5_server_keep_alive_overrides_client() {
     assert_eq!(ack.code, 0);
     assert_eq!(prop(&ack.props, SERVER_KEEP_ALIVE), Some(&Prop::U16(10)));
 }
+
+/// A QoS 2 message a shared-group member had started to receive is not
+/// sent to another member when that member's session ends [MQTT-4.8.2-5].
+#[test]
+fn mqtt_4_8_2_5_started_qos2_shared_delivery_is_not_redelivered() {
+    if skip_unless_tern("shared subscription redelivery policy") {
+        return;
+    }
+    let b = Broker::start();
+    let mut a = RawClient::v5(b.addr(), &unique_id("a"));
+    a.subscribe("$share/g/sq2", 2);
+    let mut c = RawClient::v5(b.addr(), &unique_id("c"));
+    c.subscribe("$share/g/sq2", 2);
+    let mut p = RawClient::v5(b.addr(), &unique_id("p"));
+    p.publish("sq2", b"once", 2, false);
+    // Whoever got it leaves without PUBREC, ending its session.
+    let (got, other) = match a.try_read_packet(Duration::from_secs(1)) {
+        Ok(pk) if pk.kind() == PUBLISH => (a, c),
+        _ => (c, a),
+    };
+    let mut other = other;
+    got.drop_abruptly();
+    other.expect_silence(Duration::from_millis(500));
+}

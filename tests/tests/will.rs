@@ -153,3 +153,22 @@ fn mqtt_3_1_4_3_will_delay_reconnect_cancels_will() {
     assert!(ack.session_present);
     s.expect_silence(Duration::from_millis(3000));
 }
+
+/// Only 0x00 discards the will [MQTT-3.14.4-3]; a client that ends with an
+/// error code still has it published [MQTT-3.1.2-8].
+#[test]
+fn mqtt_3_14_4_3_v5_disconnect_with_an_error_code_keeps_the_will() {
+    if skip_unless_tern("Mosquitto 2.0 discards the will on any DISCONNECT but 0x04") {
+        return;
+    }
+    let b = Broker::start();
+    let mut s = RawClient::v5(b.addr(), &unique_id("s"));
+    s.subscribe("will/err", 0);
+    let (mut w, _) = RawClient::handshake(
+        b.addr(),
+        &Connect::v5(&unique_id("w")).will(Will::new("will/err", b"failed", 0, false)),
+    );
+    // 0x80: unspecified error.
+    w.send(&disconnect(Some(0x80)));
+    assert_eq!(s.expect_publish().payload, b"failed");
+}

@@ -95,6 +95,12 @@ pub async fn handshake(
     tracing::Span::current().record("client_id", tracing::field::display(&client_id));
 
     if let Err((reason, why)) = check_will(&connect, broker) {
+        if !protocol.is_v5() && reason == ReasonCode::TOPIC_NAME_INVALID {
+            // 3.1.1 has no CONNACK code for a bad will topic: the
+            // connection is closed without one [MQTT-3.1.4-1] [MQTT-3.2.2-6].
+            tracing::info!(why, "closing: CONNECT with an invalid will topic");
+            return None;
+        }
         return refuse(stream, protocol, reason, why).await;
     }
     if connect.properties.authentication_method.is_some() {

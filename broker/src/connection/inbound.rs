@@ -383,8 +383,10 @@ impl Conn {
             let max = u32::try_from(self.broker.limits.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
             self.expiry_interval = expiry.min(max);
         }
-        if d.reason_code != ReasonCode::DISCONNECT_WITH_WILL {
-            // A normal disconnection discards the will [MQTT-3.14.4-3].
+        // Only a normal disconnection (0x00, and every 3.1.1 DISCONNECT)
+        // discards the will [MQTT-3.14.4-3]; 0x04 and the error codes keep
+        // it [MQTT-3.1.2-8].
+        if !self.protocol.is_v5() || d.reason_code == ReasonCode::SUCCESS {
             self.attached.session.set_will(None);
         }
         Err(CloseReason::ClientDisconnect)
