@@ -112,3 +112,28 @@ fn mqtt_3_1_2_29_request_problem_information_0_keeps_reason_strings_off_acks() {
         }
     }
 }
+
+/// After refusing a CONNECT the server processes nothing more from that
+/// client [MQTT-3.1.4-6]: a retained PUBLISH sent right behind the refused
+/// CONNECT is never stored.
+#[test]
+fn mqtt_3_1_4_6_nothing_after_a_refused_connect_is_processed() {
+    if skip_unless_tern("two listeners with different anonymous policies") {
+        return;
+    }
+    let b = Broker::start_with(
+        "[[listener]]\nname = \"closed\"\nbind = \"127.0.0.1:0\"\nallow_anonymous = false\n\n\
+         [[listener]]\nname = \"open\"\nbind = \"127.0.0.1:0\"\nallow_anonymous = true\n",
+    );
+    let closed = b.listener("closed").expect("closed listener");
+    let open = b.listener("open").expect("open listener");
+    let mut c = RawClient::connect(closed);
+    let mut bytes = Connect::v5(&unique_id("refused")).bytes();
+    bytes.extend(publish5("after/refusal", b"sneaked", 0, true, 0));
+    c.send(&bytes);
+    let seen = c.closed_within(TIMEOUT).expect("closed");
+    assert!(seen.iter().all(|p| p.kind() == CONNACK), "{seen:02x?}");
+    let mut s = RawClient::v5(open, &unique_id("s"));
+    s.subscribe("after/refusal", 0);
+    s.expect_silence(std::time::Duration::from_millis(300));
+}

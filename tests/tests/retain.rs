@@ -109,3 +109,18 @@ fn v5_retain_available_false_rejects_retained_publish() {
     // [MQTT-3.3.1-? / 3.2.2-14] DISCONNECT 0x9A Retain not supported.
     c.expect_disconnect(0x9A, true);
 }
+
+/// A PUBLISH with RETAIN 0 neither stores nor replaces nor clears the
+/// retained message of its topic [MQTT-3.3.1-8] (3.1.1: [MQTT-3.3.1-12]).
+#[test]
+fn mqtt_3_3_1_8_retain_0_leaves_the_retained_message_alone() {
+    let b = Broker::start();
+    let mut p = RawClient::v5(b.addr(), &unique_id("p"));
+    p.publish("keep/t", b"kept", 1, true);
+    p.publish("keep/t", b"live", 1, false);
+    p.publish("keep/t", b"", 1, false);
+    let mut s = RawClient::v5(b.addr(), &unique_id("s"));
+    s.subscribe("keep/t", 1);
+    let m = s.expect_publish();
+    assert_eq!((m.payload.as_slice(), m.retain), (&b"kept"[..], true));
+}

@@ -431,3 +431,39 @@ fn mqtt_4_8_2_5_started_qos2_shared_delivery_is_not_redelivered() {
     got.drop_abruptly();
     other.expect_silence(Duration::from_millis(500));
 }
+
+/// Topic alias mappings belong to one connection [MQTT-3.3.2-7]: a new
+/// connection of the same session cannot use an alias set by the old one.
+#[test]
+fn mqtt_3_3_2_7_topic_aliases_do_not_outlive_the_connection() {
+    let b = Broker::start();
+    let id = unique_id("alias");
+    let connect = || {
+        Connect::v5(&id)
+            .clean(false)
+            .props(Props::new().u32(SESSION_EXPIRY_INTERVAL, 60))
+    };
+    let (mut first, _) = RawClient::handshake(b.addr(), &connect());
+    first.send(&publish(
+        "al/t",
+        b"set",
+        0,
+        false,
+        0,
+        Some(&Props::new().u16(TOPIC_ALIAS, 1)),
+    ));
+    first.sync();
+    first.disconnect();
+    let (mut second, ack) = RawClient::handshake(b.addr(), &connect());
+    assert!(ack.session_present);
+    // Alias 1 with an empty topic: unknown on this connection.
+    second.send(&publish(
+        "",
+        b"use",
+        0,
+        false,
+        0,
+        Some(&Props::new().u16(TOPIC_ALIAS, 1)),
+    ));
+    second.expect_disconnect(0x82, is_tern());
+}

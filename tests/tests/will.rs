@@ -172,3 +172,22 @@ fn mqtt_3_14_4_3_v5_disconnect_with_an_error_code_keeps_the_will() {
     w.send(&disconnect(Some(0x80)));
     assert_eq!(s.expect_publish().payload, b"failed");
 }
+
+/// Will Retain 0: the will is published as a non-retained message
+/// [MQTT-3.1.2-14] (3.1.1: [MQTT-3.1.2-16]): a later subscriber gets nothing.
+#[test]
+fn mqtt_3_1_2_14_will_retain_0_is_not_retained() {
+    let b = Broker::start();
+    let mut s = RawClient::v5(b.addr(), &unique_id("s"));
+    s.subscribe("will/nr", 0);
+    let (w, _) = RawClient::handshake(
+        b.addr(),
+        &Connect::v5(&unique_id("w")).will(Will::new("will/nr", b"gone", 0, false)),
+    );
+    w.drop_abruptly();
+    let m = s.expect_publish();
+    assert!(!m.retain);
+    let mut late = RawClient::v5(b.addr(), &unique_id("late"));
+    late.subscribe("will/nr", 0);
+    late.expect_silence(Duration::from_millis(300));
+}
