@@ -36,6 +36,11 @@ pub enum ServerError {
     AclFile(#[source] auth::AclFileError),
     #[error("[auth.jwt]")]
     Jwt(#[source] auth::JwtSetupError),
+    #[error("listener {name}: TLS")]
+    Tls {
+        name: String,
+        source: listener::TlsSetupError,
+    },
 }
 
 /// A bound listener, as reported in logs and the ready file.
@@ -97,6 +102,15 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
             name: l.name.clone(),
             allow_anonymous: l.allow_anonymous,
             max_connections: l.max_connections,
+            tls: match (&l.cert_file, &l.key_file) {
+                (Some(cert), Some(key)) => {
+                    Some(listener::server_config(cert, key).map_err(|source| ServerError::Tls {
+                        name: l.name.clone(),
+                        source,
+                    })?)
+                }
+                _ => None,
+            },
             // Validation made sure every name is known and configured.
             auth: l
                 .auth

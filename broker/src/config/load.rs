@@ -45,6 +45,10 @@ impl Config {
             .into_iter()
             .flatten()
             .collect();
+        for l in &mut self.listeners {
+            paths.extend(l.cert_file.iter_mut());
+            paths.extend(l.key_file.iter_mut());
+        }
         if let Some(jwt) = &mut auth.jwt {
             paths.extend(jwt.hmac_secret_file.iter_mut());
             paths.extend(jwt.jwks_file.iter_mut());
@@ -78,6 +82,8 @@ impl Config {
                 allow_anonymous: true,
                 max_connections: None,
                 auth: Vec::new(),
+                cert_file: None,
+                key_file: None,
             }],
             ..Config::default()
         }

@@ -238,6 +238,13 @@ pub struct ListenerConfig {
     /// Credential sources asked in order, e.g. `["password_file"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth: Vec<String>,
+    /// `mqtts`: the server certificate chain, PEM (relative paths are
+    /// relative to the configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// `mqtts`: the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Transport for a listener. Only plain MQTT over TCP is implemented; the
@@ -266,6 +273,6 @@ impl ListenerProtocol {
 
     /// Whether this build can serve the protocol.
     pub fn is_supported(self) -> bool {
-        matches!(self, ListenerProtocol::Mqtt)
+        matches!(self, ListenerProtocol::Mqtt | ListenerProtocol::Mqtts)
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::schema::Config;
+use super::schema::{Config, ListenerProtocol};
 
 /// Smallest packet size worth allowing: a CONNECT with a short client id
 /// and a few properties must fit.
@@ -114,6 +114,18 @@ impl Config {
             if listener.max_connections == Some(0) {
                 return bad(&key("max_connections"), "must be at least 1".into());
             }
+            let tls = listener.protocol == ListenerProtocol::Mqtts;
+            for (field, value) in [("cert_file", &listener.cert_file), ("key_file", &listener.key_file)] {
+                if tls && value.is_none() {
+                    return bad(
+                        &key(field),
+                        "an mqtts listener needs a certificate and its key (PEM files)".into(),
+                    );
+                }
+                if !tls && value.is_some() {
+                    return bad(&key(field), "only mqtts listeners take a certificate".into());
+                }
+            }
             for source in &listener.auth {
                 match source.as_str() {
                     "password_file" if self.auth.password_file.is_none() => {
@@ -209,6 +221,8 @@ mod tests {
             allow_anonymous: false,
             max_connections: None,
             auth: Vec::new(),
+            cert_file: None,
+            key_file: None,
         }
     }
 
@@ -276,8 +290,18 @@ mod tests {
     }
 
     #[test]
+    fn mqtts_needs_a_certificate_and_only_mqtts_takes_one() {
+        let text = "[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"mqtts\"\ncert_file = \"c.pem\"\n";
+        let error = Config::from_toml_str(text, "tern.toml").unwrap_err();
+        assert_eq!(error.key(), Some("listener[0].key_file"));
+        let text = "[[listener]]\nbind = \"127.0.0.1:1\"\ncert_file = \"c.pem\"\n";
+        let error = Config::from_toml_str(text, "tern.toml").unwrap_err();
+        assert_eq!(error.key(), Some("listener[0].cert_file"));
+    }
+
+    #[test]
     fn unsupported_protocol() {
-        for protocol in ["mqtts", "ws", "wss"] {
+        for protocol in ["ws", "wss"] {
             let text = format!("[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\n");
             let error = Config::from_toml_str(&text, "tern.toml").unwrap_err().to_string();
             assert_eq!(

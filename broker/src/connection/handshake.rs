@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::auth::{self, ConnectInfo};
@@ -19,9 +19,32 @@ use crate::listener::ListenerSettings;
 use crate::shutdown::ShutdownSignal;
 use crate::topic::{topic_levels, validate_topic_name};
 
+/// A byte stream the handshake can run over: plain TCP, or TLS over TCP.
+/// After CONNACK the connection loop takes the socket back, with the TLS
+/// session when there is one, to drive both by readiness.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>);
+}
+
+impl Transport for TcpStream {
+    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
+        (self, None)
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
+        let (tcp, tls) = self.into_inner();
+        (tcp, Some(Box::new(tls)))
+    }
+}
+
 /// A connection that passed the handshake.
 pub struct Accepted {
     pub stream: TcpStream,
+    /// The TLS session of an `mqtts` connection, continued by hand by the
+    /// connection loop on the same socket.
+    pub tls: Option<Box<rustls::ServerConnection>>,
     pub peer: SocketAddr,
     pub listener: Arc<ListenerSettings>,
     pub broker: Arc<Broker>,
@@ -52,8 +75,8 @@ enum ReadConnectError {
     Decode(#[from] DecodeError),
 }
 
-pub async fn handshake(
-    mut stream: TcpStream,
+pub async fn handshake<S: Transport>(
+    mut stream: S,
     peer: SocketAddr,
     broker: Arc<Broker>,
     listener_settings: Arc<ListenerSettings>,
@@ -216,8 +239,10 @@ pub async fn handshake(
         .min(limits.max_inflight)
         .max(1);
     let connect = *connect;
+    let (stream, tls) = stream.into_parts();
     Some(Accepted {
         stream,
+        tls,
         peer,
         listener: listener_settings.clone(),
         broker: broker.clone(),
@@ -233,8 +258,8 @@ pub async fn handshake(
     })
 }
 
-async fn read_connect(
-    stream: &mut TcpStream,
+async fn read_connect<S: Transport>(
+    stream: &mut S,
     max_packet_size: u32,
 ) -> Result<(Box<Connect>, BytesMut), ReadConnectError> {
     let mut buf = BytesMut::with_capacity(256);
@@ -321,7 +346,12 @@ fn check_will(connect: &Connect, broker: &Broker) -> Result<(), (ReasonCode, &'s
     Ok(())
 }
 
-async fn refuse(mut stream: TcpStream, protocol: Protocol, reason: ReasonCode, why: &'static str) -> Option<Accepted> {
+async fn refuse<S: Transport>(
+    mut stream: S,
+    protocol: Protocol,
+    reason: ReasonCode,
+    why: &'static str,
+) -> Option<Accepted> {
     tracing::info!(reason = format_args!("{:#04x}", reason.0), why, "refusing connection");
     let connack = Packet::ConnAck(ConnAck {
         session_present: false,

@@ -118,7 +118,27 @@ pub fn serve<G: Send + Unpin + 'static>(
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = conn_span(&peer, &listener.name, None);
     let _ = stream.set_nodelay(true);
-    let handshake = handshake::handshake(stream, peer, broker, listener, shutdown).instrument(span);
+    let handshake = async move {
+        let Some(config) = listener.tls.clone() else {
+            return handshake::handshake(stream, peer, broker, listener, shutdown).await;
+        };
+        // The TLS handshake counts against the same timeout as CONNECT: a
+        // socket that starts one and stalls is closed all the same.
+        let timeout = broker.limits.handshake_timeout;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => handshake::handshake(tls, peer, broker, listener, shutdown).await,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::info!(?timeout, "closing: TLS handshake not done within the handshake timeout");
+                None
+            }
+        }
+    }
+    .instrument(span);
     task::ConnTask::new(handshake, guard)
 }
 

@@ -34,6 +34,9 @@ const READ_BUDGET: usize = 64 * 1024;
 
 pub(super) struct Conn {
     pub stream: TcpStream,
+    /// The TLS session of an `mqtts` connection: ciphertext moves between
+    /// it and the socket by readiness, like plain bytes do.
+    pub tls: Option<Box<rustls::ServerConnection>>,
     pub broker: Arc<Broker>,
     pub attached: Attached,
     /// For the `conn` span, made again whenever a line is logged.
@@ -85,6 +88,7 @@ impl Conn {
         Conn {
             acl,
             stream: accepted.stream,
+            tls: accepted.tls,
             broker: accepted.broker,
             peer: accepted.peer,
             listener: accepted.listener,
@@ -184,6 +188,12 @@ impl Conn {
             let consumed = self.process(&rest)?;
             self.keep_partial(&rest[consumed..]);
         }
+        // The TLS handshake may have decrypted more than CONNECT already.
+        if let Some(mut tls) = self.tls.take() {
+            let result = with_scratch(|scratch| self.drain_plaintext(&mut tls, scratch));
+            self.tls = Some(tls);
+            result?;
+        }
         Ok(())
     }
 }
@@ -210,7 +220,7 @@ impl Conn {
         {
             return Poll::Ready(r.map(|()| Event::Readable).map_err(CloseReason::from));
         }
-        if !self.wbuf.is_empty()
+        if self.wants_write()
             && let Poll::Ready(r) = self.stream.poll_write_ready(cx)
         {
             return Poll::Ready(r.map(|()| Event::Writable).map_err(CloseReason::from));
@@ -252,20 +262,73 @@ impl Conn {
                     Err(e) => return Err(e.into()),
                 };
                 self.stats.bytes_received += n as u32;
-                if self.rbuf.is_empty() {
-                    let consumed = self.process(&scratch[..n])?;
-                    self.keep_partial(&scratch[consumed..n]);
-                } else {
-                    self.rbuf.extend_from_slice(&scratch[..n]);
-                    let buffered = std::mem::take(&mut self.rbuf);
-                    let consumed = self.process(&buffered)?;
-                    self.keep_partial(&buffered[consumed..]);
+                match self.tls.take() {
+                    None => self.consume(&scratch[..n])?,
+                    Some(mut tls) => {
+                        let result = self.decrypt(&mut tls, n, scratch);
+                        self.tls = Some(tls);
+                        result?;
+                    }
                 }
                 Ok(Some(n))
             })?;
             match step {
                 Some(n) => total += n,
                 None => return Ok(false),
+            }
+        }
+    }
+
+    /// Acts on plaintext bytes as they arrived, keeping a partial frame.
+    fn consume(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        if self.rbuf.is_empty() {
+            let consumed = self.process(data)?;
+            self.keep_partial(&data[consumed..]);
+        } else {
+            self.rbuf.extend_from_slice(data);
+            let buffered = std::mem::take(&mut self.rbuf);
+            let consumed = self.process(&buffered)?;
+            self.keep_partial(&buffered[consumed..]);
+        }
+        Ok(())
+    }
+
+    /// Feeds the `n` bytes of ciphertext at the start of `scratch` to the TLS
+    /// session and acts on the plaintext that comes out, reusing `scratch`
+    /// for it once the ciphertext is in.
+    fn decrypt(&mut self, tls: &mut rustls::ServerConnection, n: usize, scratch: &mut [u8]) -> Result<(), CloseReason> {
+        let mut fed = 0;
+        while fed < n {
+            let mut input = &scratch[fed..n];
+            let took = tls.read_tls(&mut input)?;
+            if took == 0 {
+                break;
+            }
+            fed += took;
+            tls.process_new_packets().map_err(tls_error)?;
+            // The ciphertext not yet taken stays in `scratch[fed..n]`; the
+            // plaintext goes to a buffer of its own while any is left.
+            if fed < n {
+                self.drain_plaintext(tls, &mut vec![0; 16 * 1024])?;
+            }
+        }
+        self.drain_plaintext(tls, scratch)
+    }
+
+    /// Acts on every plaintext byte the TLS session holds.
+    pub(super) fn drain_plaintext(
+        &mut self,
+        tls: &mut rustls::ServerConnection,
+        buf: &mut [u8],
+    ) -> Result<(), CloseReason> {
+        use std::io::Read;
+        loop {
+            match tls.reader().read(buf) {
+                // close_notify: the client ended the session cleanly.
+                Ok(0) => return Err(CloseReason::Eof),
+                Ok(m) => self.consume(&buf[..m])?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -300,19 +363,54 @@ impl Conn {
 
     /// Writes as much of the write buffer as the socket takes now.
     fn flush(&mut self) -> std::io::Result<()> {
-        while !self.wbuf.is_empty() {
-            match self.stream.try_write(&self.wbuf) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.stats.bytes_sent += n as u32;
-                    self.wbuf.advance(n);
+        let Some(mut tls) = self.tls.take() else {
+            while !self.wbuf.is_empty() {
+                match self.stream.try_write(&self.wbuf) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.stats.bytes_sent += n as u32;
+                        self.wbuf.advance(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            }
+            return Ok(());
+        };
+        let result = self.flush_tls(&mut tls);
+        self.tls = Some(tls);
+        result
+    }
+
+    /// Moves plaintext into the TLS session (which holds a bounded amount)
+    /// and its records out to the socket, until one or the other is full.
+    fn flush_tls(&mut self, tls: &mut rustls::ServerConnection) -> std::io::Result<()> {
+        use std::io::Write;
+        loop {
+            while !self.wbuf.is_empty() {
+                let n = tls.writer().write(&self.wbuf)?;
+                if n == 0 {
+                    break;
+                }
+                self.wbuf.advance(n);
+            }
+            if !tls.wants_write() {
+                return Ok(());
+            }
+            match tls.write_tls(&mut SocketWriter(&self.stream)) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.stats.bytes_sent += n as u32,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+    }
+
+    /// Whether anything waits to go out, in our buffer or the TLS session's.
+    pub(super) fn wants_write(&self) -> bool {
+        !self.wbuf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     fn fold_stats(&mut self) {
@@ -373,11 +471,18 @@ impl Conn {
             }
             let _ = codec::encode(&packet, self.protocol, &mut self.wbuf);
         }
-        if !self.wbuf.is_empty() {
-            use tokio::io::AsyncWriteExt;
-            let buf = std::mem::take(&mut self.wbuf);
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.write_all(&buf)).await;
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
         }
+        // What is left gets a second to leave, then the socket closes.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.flush().is_ok() && self.wants_write() {
+                if self.stream.writable().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
         self.fold_stats();
         // A persistent session keeps the retained messages it was owed, within
         // its queue's bounds, for its next connection.
@@ -399,4 +504,22 @@ impl Conn {
         } = *self;
         broker.detach(attached, will, expiry_interval);
     }
+}
+
+/// `io::Write` over a non-blocking socket, for rustls' `write_tls`.
+struct SocketWriter<'a>(&'a TcpStream);
+
+impl std::io::Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A TLS protocol failure, as the I/O error it ends the connection with.
+fn tls_error(e: rustls::Error) -> CloseReason {
+    CloseReason::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

@@ -2,8 +2,10 @@
 //! socket to a connection task.
 
 mod tcp;
+mod tls;
 
 pub use tcp::{ConnTracker, accept_loop, bind};
+pub use tls::{TlsSetupError, server_config};
 
 /// What a connection needs to know about the listener it came in on.
 #[derive(Debug, Clone)]
@@ -13,4 +15,6 @@ pub struct ListenerSettings {
     pub max_connections: Option<usize>,
     /// Credential sources, asked in order ([`crate::auth::check_connect`]).
     pub auth: Vec<crate::auth::Source>,
+    /// `mqtts`: the TLS handshake comes first.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
