@@ -104,13 +104,17 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
             max_connections: l.max_connections,
             tls: match (&l.cert_file, &l.key_file) {
                 (Some(cert), Some(key)) => {
-                    Some(listener::server_config(cert, key).map_err(|source| ServerError::Tls {
-                        name: l.name.clone(),
-                        source,
-                    })?)
+                    let client_ca = l.ca_file.as_deref().map(|ca| (ca, l.require_certificate));
+                    Some(
+                        listener::server_config(cert, key, client_ca).map_err(|source| ServerError::Tls {
+                            name: l.name.clone(),
+                            source,
+                        })?,
+                    )
                 }
                 _ => None,
             },
+            use_identity_as_username: l.use_identity_as_username,
             // Validation made sure every name is known and configured.
             auth: l
                 .auth

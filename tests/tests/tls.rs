@@ -34,6 +34,23 @@ impl Pki {
         let mut other = CertificateParams::new(Vec::<String>::new()).expect("params");
         other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let other_ca = other.self_signed(&other_key).expect("other CA");
+        // Client certificates: one from our CA, one expired, one from
+        // another CA.
+        let client = |name: &str, cn: &str, signer: &rcgen::Certificate, signer_key: &KeyPair, expired: bool| {
+            let key = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.distinguished_name.push(DnType::CommonName, cn);
+            if expired {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let cert = p.signed_by(&key, signer, signer_key).expect("client cert");
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).expect("write");
+        };
+        client("device1", "device-1", &ca_cert, &ca_key, false);
+        client("expired", "device-1", &ca_cert, &ca_key, true);
+        client("stranger", "device-1", &other_ca, &other_key, false);
         std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write");
         std::fs::write(dir.path().join("other-ca.pem"), other_ca.pem()).expect("write");
         std::fs::write(dir.path().join("server.pem"), server_cert.pem()).expect("write");
@@ -46,12 +63,32 @@ impl Pki {
     }
 
     fn broker(&self, extra: &str) -> Broker {
+        self.broker_with(extra, "")
+    }
+
+    /// `listener` lines are added to the TLS listener's table.
+    fn broker_with(&self, extra: &str, listener: &str) -> Broker {
         Broker::start_with(&format!(
             "{extra}\n[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\nprotocol = \"mqtts\"\n\
-             allow_anonymous = true\ncert_file = {:?}\nkey_file = {:?}\n",
+             allow_anonymous = true\ncert_file = {:?}\nkey_file = {:?}\n{listener}\n",
             self.path("server.pem"),
             self.path("server.key"),
         ))
+    }
+
+    /// mosquitto_pub with the client certificate `name` (or none).
+    fn publish_as(&self, b: &Broker, name: Option<&str>, topic: &str) -> bool {
+        let mut cmd = mosquitto(
+            "mosquitto_pub",
+            b,
+            &self.path("ca.pem"),
+            &["-t", topic, "-m", "x", "-q", "1"],
+        );
+        if let Some(n) = name {
+            cmd.arg("--cert").arg(self.path(&format!("{n}.pem")));
+            cmd.arg("--key").arg(self.path(&format!("{n}.key")));
+        }
+        run_to_end(&mut cmd, TIMEOUT).0.success()
     }
 }
 
@@ -202,4 +239,60 @@ fn a_bad_certificate_file_stops_startup_naming_the_listener_and_file() {
     assert!(!status.success(), "{out}{err}");
     assert!(err.contains("listener tls"), "{err}");
     assert!(err.contains("broken.pem"), "{err}");
+}
+
+#[test]
+fn require_certificate_admits_only_valid_client_certificates() {
+    if skip_unless_tern("mutual TLS") || !have_clients() {
+        return;
+    }
+    let pki = Pki::new();
+    let b = pki.broker_with(
+        "",
+        &format!("ca_file = {:?}\nrequire_certificate = true", pki.path("ca.pem")),
+    );
+    assert!(pki.publish_as(&b, Some("device1"), "m/t"), "a certificate from our CA");
+    assert!(!pki.publish_as(&b, None, "m/t"), "no certificate");
+    assert!(
+        !pki.publish_as(&b, Some("stranger"), "m/t"),
+        "a certificate from another CA"
+    );
+    assert!(!pki.publish_as(&b, Some("expired"), "m/t"), "an expired certificate");
+    assert!(pki.publish_as(&b, Some("device1"), "m/t"), "still serving");
+}
+
+#[test]
+fn the_certificate_cn_is_the_user_name_the_acl_sees() {
+    if skip_unless_tern("use_identity_as_username") || !have_clients() {
+        return;
+    }
+    let pki = Pki::new();
+    std::fs::write(pki.path("acl"), "user device-1\ntopic readwrite dev/1/#\n").expect("acl");
+    let b = pki.broker_with(
+        &format!("[auth]\nacl_file = {:?}\n", pki.path("acl")),
+        &format!(
+            "ca_file = {:?}\nrequire_certificate = true\nuse_identity_as_username = true\nauth = [\"acl_file\"]",
+            pki.path("ca.pem")
+        ),
+    );
+    let out = pki.path("got");
+    let mut sub = mosquitto(
+        "mosquitto_sub",
+        &b,
+        &pki.path("ca.pem"),
+        &["-t", "#", "-C", "1", "-W", "10", "-v"],
+    )
+    .arg("--cert")
+    .arg(pki.path("device1.pem"))
+    .arg("--key")
+    .arg(pki.path("device1.key"))
+    .stdout(std::fs::File::create(&out).expect("out"))
+    .spawn()
+    .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    // CN device-1 may write dev/1/#, not dev/2/#; the first is what arrives.
+    pki.publish_as(&b, Some("device1"), "dev/2/x");
+    assert!(pki.publish_as(&b, Some("device1"), "dev/1/x"));
+    assert!(sub.wait().expect("wait").success());
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "dev/1/x x\n");
 }

@@ -21,6 +21,9 @@ pub struct ConnectInfo<'a> {
     pub client_id: &'a str,
     pub username: Option<&'a str>,
     pub password: Option<&'a [u8]>,
+    /// The user name comes from a client certificate the TLS handshake
+    /// verified: it needs no other credential.
+    pub certified: bool,
 }
 
 /// One source's answer, as plugins will give it too.
@@ -123,6 +126,9 @@ pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Res
 }
 
 fn authenticate(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Option<Verified>, ReasonCode> {
+    if info.certified {
+        return Ok(None);
+    }
     let mut checks_credentials = false;
     for source in &listener.auth {
         checks_credentials |= matches!(source, Source::PasswordFile(_) | Source::Jwt(_));

@@ -48,6 +48,7 @@ impl Config {
         for l in &mut self.listeners {
             paths.extend(l.cert_file.iter_mut());
             paths.extend(l.key_file.iter_mut());
+            paths.extend(l.ca_file.iter_mut());
         }
         if let Some(jwt) = &mut auth.jwt {
             paths.extend(jwt.hmac_secret_file.iter_mut());
@@ -84,6 +85,9 @@ impl Config {
                 auth: Vec::new(),
                 cert_file: None,
                 key_file: None,
+                ca_file: None,
+                require_certificate: false,
+                use_identity_as_username: false,
             }],
             ..Config::default()
         }

@@ -245,6 +245,18 @@ pub struct ListenerConfig {
     /// `mqtts`: the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+    /// `mqtts`: CA certificates (PEM) that client certificates must chain
+    /// to. With it, clients may present a certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts` with `ca_file`: refuse clients without a valid certificate.
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// `mqtts` with `ca_file`: the client certificate's subject CN is the
+    /// client's user name (as in Mosquitto), whatever CONNECT says; it then
+    /// needs no password, and ACLs and `%u` apply to it.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
 }
 
 /// Transport for a listener. Only plain MQTT over TCP is implemented; the

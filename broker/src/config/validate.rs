@@ -126,6 +126,20 @@ impl Config {
                     return bad(&key(field), "only mqtts listeners take a certificate".into());
                 }
             }
+            for (field, set) in [
+                ("require_certificate", listener.require_certificate),
+                ("use_identity_as_username", listener.use_identity_as_username),
+            ] {
+                if set && listener.ca_file.is_none() {
+                    return bad(
+                        &key(field),
+                        "needs ca_file: the CA client certificates are checked against".into(),
+                    );
+                }
+            }
+            if listener.ca_file.is_some() && !tls {
+                return bad(&key("ca_file"), "only mqtts listeners check client certificates".into());
+            }
             for source in &listener.auth {
                 match source.as_str() {
                     "password_file" if self.auth.password_file.is_none() => {
@@ -223,6 +237,9 @@ mod tests {
             auth: Vec::new(),
             cert_file: None,
             key_file: None,
+            ca_file: None,
+            require_certificate: false,
+            use_identity_as_username: false,
         }
     }
 

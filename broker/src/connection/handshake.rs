@@ -24,11 +24,17 @@ use crate::topic::{topic_levels, validate_topic_name};
 /// session when there is one, to drive both by readiness.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>);
+    /// The subject CN of a verified client certificate.
+    fn peer_identity(&self) -> Option<String>;
 }
 
 impl Transport for TcpStream {
     fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
         (self, None)
+    }
+
+    fn peer_identity(&self) -> Option<String> {
+        None
     }
 }
 
@@ -36,6 +42,10 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
     fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
         let (tcp, tls) = self.into_inner();
         (tcp, Some(Box::new(tls)))
+    }
+
+    fn peer_identity(&self) -> Option<String> {
+        crate::listener::peer_common_name(self.get_ref().1)
     }
 }
 
@@ -136,10 +146,33 @@ pub async fn handshake<S: Transport>(
         )
         .await;
     }
+    // With use_identity_as_username the certificate names the client, as
+    // in Mosquitto: CONNECT's user name and password are not used.
+    let identity = if listener.use_identity_as_username {
+        match stream.peer_identity() {
+            Some(cn) => Some(cn),
+            None => {
+                return refuse(
+                    stream,
+                    protocol,
+                    ReasonCode::NOT_AUTHORIZED,
+                    "no client certificate identity",
+                )
+                .await;
+            }
+        }
+    } else {
+        None
+    };
     let info = ConnectInfo {
         client_id: &client_id,
-        username: connect.username.as_deref(),
-        password: connect.password.as_deref(),
+        username: identity.as_deref().or(connect.username.as_deref()),
+        password: if identity.is_some() {
+            None
+        } else {
+            connect.password.as_deref()
+        },
+        certified: identity.is_some(),
     };
     let admission = match auth::check_connect(listener, &info) {
         Ok(a) => a,

@@ -5,7 +5,7 @@ mod tcp;
 mod tls;
 
 pub use tcp::{ConnTracker, accept_loop, bind};
-pub use tls::{TlsSetupError, server_config};
+pub use tls::{TlsSetupError, peer_common_name, server_config};
 
 /// What a connection needs to know about the listener it came in on.
 #[derive(Debug, Clone)]
@@ -17,4 +17,6 @@ pub struct ListenerSettings {
     pub auth: Vec<crate::auth::Source>,
     /// `mqtts`: the TLS handshake comes first.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The client certificate's CN is the user name.
+    pub use_identity_as_username: bool,
 }
