@@ -81,6 +81,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
 
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
+    let mut certificates = Vec::new();
     for l in &config.listeners {
         let socket = listener::bind(l.bind).map_err(|source| ServerError::Bind {
             name: l.name.clone(),
@@ -105,12 +106,13 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
             tls: match (&l.cert_file, &l.key_file) {
                 (Some(cert), Some(key)) => {
                     let client_ca = l.ca_file.as_deref().map(|ca| (ca, l.require_certificate));
-                    Some(
-                        listener::server_config(cert, key, client_ca).map_err(|source| ServerError::Tls {
-                            name: l.name.clone(),
-                            source,
-                        })?,
-                    )
+                    let config = listener::server_config(cert, key, client_ca).map_err(|source| ServerError::Tls {
+                        name: l.name.clone(),
+                        source,
+                    })?;
+                    let handle = Arc::new(parking_lot::RwLock::new(config));
+                    certificates.push((l.clone(), handle.clone()));
+                    Some(handle)
                 }
                 _ => None,
             },
@@ -158,6 +160,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
                 broker.clone(),
                 password_file.clone(),
                 acl_file.clone(),
+                certificates,
                 signal.clone(),
             ));
         }
@@ -194,8 +197,8 @@ async fn keep_alive_loop(broker: Arc<Broker>, mut shutdown: ShutdownSignal) {
     }
 }
 
-/// SIGHUP re-reads the password and ACL files without dropping a
-/// connection: new connections are checked against the new files, and every
+/// SIGHUP re-reads the password and ACL files and TLS certificates without
+/// dropping a connection: new connections are checked against the new files, and every
 /// connected client's read and write permissions are recompiled, so a
 /// subscription the new ACL no longer allows simply stops delivering. A
 /// file that no longer parses is reported and the old one kept.
@@ -204,6 +207,7 @@ async fn reload_on_sighup(
     broker: Arc<Broker>,
     password_file: Option<auth::Reloadable<auth::PasswordFile>>,
     acl_file: Option<auth::Reloadable<auth::AclFile>>,
+    certificates: Vec<(crate::config::ListenerConfig, auth::Reloadable<rustls::ServerConfig>)>,
     mut shutdown: ShutdownSignal,
 ) {
     loop {
@@ -219,6 +223,23 @@ async fn reload_on_sighup(
                     *current.write() = Arc::new(file);
                 }
                 Err(e) => tracing::error!(error = %e, "password file not reloaded; keeping the previous one"),
+            }
+        }
+        // New TLS handshakes use the new certificate; sessions already up
+        // keep theirs.
+        for (l, current) in &certificates {
+            let (Some(cert), Some(key)) = (&l.cert_file, &l.key_file) else {
+                continue;
+            };
+            let client_ca = l.ca_file.as_deref().map(|ca| (ca, l.require_certificate));
+            match listener::server_config(cert, key, client_ca) {
+                Ok(config) => {
+                    *current.write() = config;
+                    tracing::info!(listener = %l.name, "TLS certificate reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(listener = %l.name, error = %e, "TLS certificate not reloaded; keeping the previous one")
+                }
             }
         }
         if let Some(current) = &acl_file {

@@ -296,3 +296,48 @@ fn the_certificate_cn_is_the_user_name_the_acl_sees() {
     assert!(sub.wait().expect("wait").success());
     assert_eq!(std::fs::read_to_string(&out).expect("read"), "dev/1/x x\n");
 }
+
+#[test]
+fn sighup_reloads_the_certificate_without_dropping_connections() {
+    if skip_unless_tern("certificate reload") || !have_clients() {
+        return;
+    }
+    let pki = Pki::new();
+    let b = pki.broker("");
+    // A client connected before the reload stays connected.
+    let mut sub = mosquitto(
+        "mosquitto_sub",
+        &b,
+        &pki.path("ca.pem"),
+        &["-t", "r/#", "-C", "1", "-W", "15"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    // The new certificate is signed by another CA.
+    let next = Pki::new();
+    std::fs::copy(next.path("server.pem"), pki.path("server.pem")).expect("copy");
+    std::fs::copy(next.path("server.key"), pki.path("server.key")).expect("copy");
+    b.send_signal(libc::SIGHUP);
+    assert!(b.wait_log("TLS certificate reloaded", TIMEOUT), "{}", b.stderr_log());
+    let publish = |ca: &Path| {
+        run_to_end(
+            &mut mosquitto("mosquitto_pub", &b, ca, &["-t", "r/x", "-m", "after", "-q", "1"]),
+            TIMEOUT,
+        )
+        .0
+        .success()
+    };
+    assert!(
+        !publish(&pki.path("ca.pem")),
+        "the old CA no longer verifies new handshakes"
+    );
+    assert!(publish(&next.path("ca.pem")), "the new certificate is served");
+    let out = sub.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "after\n",
+        "the old connection survived"
+    );
+}

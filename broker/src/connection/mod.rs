@@ -119,7 +119,7 @@ pub fn serve<G: Send + Unpin + 'static>(
     let span = conn_span(&peer, &listener.name, None);
     let _ = stream.set_nodelay(true);
     let handshake = async move {
-        let Some(config) = listener.tls.clone() else {
+        let Some(config) = listener.tls.as_ref().map(|t| t.read().clone()) else {
             return handshake::handshake(stream, peer, broker, listener, shutdown).await;
         };
         // The TLS handshake counts against the same timeout as CONNECT: a

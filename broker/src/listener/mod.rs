@@ -15,8 +15,9 @@ pub struct ListenerSettings {
     pub max_connections: Option<usize>,
     /// Credential sources, asked in order ([`crate::auth::check_connect`]).
     pub auth: Vec<crate::auth::Source>,
-    /// `mqtts`: the TLS handshake comes first.
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// `mqtts`: the TLS handshake comes first. Swapped on SIGHUP when the
+    /// certificate files change; connections already up keep their session.
+    pub tls: Option<crate::auth::Reloadable<rustls::ServerConfig>>,
     /// The client certificate's CN is the user name.
     pub use_identity_as_username: bool,
 }
