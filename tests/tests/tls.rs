@@ -305,7 +305,7 @@ fn sighup_reloads_the_certificate_without_dropping_connections() {
     let pki = Pki::new();
     let b = pki.broker("");
     // A client connected before the reload stays connected.
-    let mut sub = mosquitto(
+    let sub = mosquitto(
         "mosquitto_sub",
         &b,
         &pki.path("ca.pem"),
