@@ -158,8 +158,12 @@ fn check_config_rejects_bad_listeners() {
             &["listener[0].bind", "localhost"],
         ),
         (
-            "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"ws\"\n",
-            &["listener[0].protocol", "ws"],
+            "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\n",
+            &["listener[0].cert_file", "wss"],
+        ),
+        (
+            "[[listener]]\nbind = \"127.0.0.1:0\"\nprotocol = \"gopher\"\n",
+            &["listener[0].protocol", "gopher"],
         ),
         (
             "[[listener]]\nname = \"x\"\nbind = \"127.0.0.1:0\"\n[[listener]]\nname = \"x\"\nbind = \"127.0.0.1:0\"\n",

@@ -86,6 +86,7 @@ impl Config {
                 cert_file: None,
                 key_file: None,
                 ca_file: None,
+                path: "/mqtt".to_owned(),
                 require_certificate: false,
                 use_identity_as_username: false,
             }],

@@ -252,6 +252,9 @@ pub struct ListenerConfig {
     /// `mqtts` with `ca_file`: refuse clients without a valid certificate.
     #[serde(default)]
     pub require_certificate: bool,
+    /// `ws` / `wss`: the HTTP path of the WebSocket upgrade.
+    #[serde(default = "default_ws_path")]
+    pub path: String,
     /// `mqtts` with `ca_file`: the client certificate's subject CN is the
     /// client's user name (as in Mosquitto), whatever CONNECT says; it then
     /// needs no password, and ACLs and `%u` apply to it.
@@ -285,6 +288,15 @@ impl ListenerProtocol {
 
     /// Whether this build can serve the protocol.
     pub fn is_supported(self) -> bool {
-        matches!(self, ListenerProtocol::Mqtt | ListenerProtocol::Mqtts)
+        true
     }
+
+    /// Whether the listener speaks TLS (and needs a certificate).
+    pub fn is_tls(self) -> bool {
+        matches!(self, ListenerProtocol::Mqtts | ListenerProtocol::Wss)
+    }
+}
+
+fn default_ws_path() -> String {
+    "/mqtt".to_owned()
 }

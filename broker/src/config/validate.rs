@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::schema::{Config, ListenerProtocol};
+use super::schema::Config;
 
 /// Smallest packet size worth allowing: a CONNECT with a short client id
 /// and a few properties must fit.
@@ -114,16 +114,16 @@ impl Config {
             if listener.max_connections == Some(0) {
                 return bad(&key("max_connections"), "must be at least 1".into());
             }
-            let tls = listener.protocol == ListenerProtocol::Mqtts;
+            let tls = listener.protocol.is_tls();
             for (field, value) in [("cert_file", &listener.cert_file), ("key_file", &listener.key_file)] {
                 if tls && value.is_none() {
                     return bad(
                         &key(field),
-                        "an mqtts listener needs a certificate and its key (PEM files)".into(),
+                        "an mqtts or wss listener needs a certificate and its key (PEM files)".into(),
                     );
                 }
                 if !tls && value.is_some() {
-                    return bad(&key(field), "only mqtts listeners take a certificate".into());
+                    return bad(&key(field), "only mqtts and wss listeners take a certificate".into());
                 }
             }
             for (field, set) in [
@@ -138,7 +138,10 @@ impl Config {
                 }
             }
             if listener.ca_file.is_some() && !tls {
-                return bad(&key("ca_file"), "only mqtts listeners check client certificates".into());
+                return bad(
+                    &key("ca_file"),
+                    "only mqtts and wss listeners check client certificates".into(),
+                );
             }
             for source in &listener.auth {
                 match source.as_str() {
@@ -238,6 +241,7 @@ mod tests {
             cert_file: None,
             key_file: None,
             ca_file: None,
+            path: "/mqtt".to_owned(),
             require_certificate: false,
             use_identity_as_username: false,
         }
@@ -317,15 +321,12 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_protocol() {
-        for protocol in ["ws", "wss"] {
-            let text = format!("[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\n");
-            let error = Config::from_toml_str(&text, "tern.toml").unwrap_err().to_string();
-            assert_eq!(
-                error,
-                format!("tern.toml: listener[0].protocol: \"{protocol}\" is not supported yet by this build")
-            );
-        }
+    fn wss_needs_a_certificate() {
+        let text = "[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"wss\"\n";
+        let error = Config::from_toml_str(text, "tern.toml").unwrap_err();
+        assert_eq!(error.key(), Some("listener[0].cert_file"));
+        let text = "[[listener]]\nbind = \"127.0.0.1:1\"\nprotocol = \"ws\"\npath = \"/ws\"\n";
+        assert!(Config::from_toml_str(text, "tern.toml").is_ok());
     }
 
     #[test]

@@ -19,18 +19,20 @@ use crate::listener::ListenerSettings;
 use crate::shutdown::ShutdownSignal;
 use crate::topic::{topic_levels, validate_topic_name};
 
+use super::socket::Socket;
+
 /// A byte stream the handshake can run over: plain TCP, or TLS over TCP.
 /// After CONNACK the connection loop takes the socket back, with the TLS
 /// session when there is one, to drive both by readiness.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
-    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>);
+    fn into_parts(self) -> (Socket, Option<Box<rustls::ServerConnection>>);
     /// The subject CN of a verified client certificate.
     fn peer_identity(&self) -> Option<String>;
 }
 
 impl Transport for TcpStream {
-    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
-        (self, None)
+    fn into_parts(self) -> (Socket, Option<Box<rustls::ServerConnection>>) {
+        (Socket::Tcp(self), None)
     }
 
     fn peer_identity(&self) -> Option<String> {
@@ -39,9 +41,9 @@ impl Transport for TcpStream {
 }
 
 impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
-    fn into_parts(self) -> (TcpStream, Option<Box<rustls::ServerConnection>>) {
+    fn into_parts(self) -> (Socket, Option<Box<rustls::ServerConnection>>) {
         let (tcp, tls) = self.into_inner();
-        (tcp, Some(Box::new(tls)))
+        (Socket::Tcp(tcp), Some(Box::new(tls)))
     }
 
     fn peer_identity(&self) -> Option<String> {
@@ -49,9 +51,21 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
+/// WebSocket: the local end of the pair the frames are moved through
+/// ([`super::ws`]); TLS, if any, was ended before the framing.
+impl Transport for tokio::net::UnixStream {
+    fn into_parts(self) -> (Socket, Option<Box<rustls::ServerConnection>>) {
+        (Socket::Unix(self), None)
+    }
+
+    fn peer_identity(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A connection that passed the handshake.
 pub struct Accepted {
-    pub stream: TcpStream,
+    pub stream: Socket,
     /// The TLS session of an `mqtts` connection, continued by hand by the
     /// connection loop on the same socket.
     pub tls: Option<Box<rustls::ServerConnection>>,

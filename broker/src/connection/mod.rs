@@ -24,7 +24,9 @@ mod inbound;
 mod outbound;
 mod run;
 mod scratch;
+mod socket;
 mod task;
+mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -119,27 +121,67 @@ pub fn serve<G: Send + Unpin + 'static>(
     let span = conn_span(&peer, &listener.name, None);
     let _ = stream.set_nodelay(true);
     let handshake = async move {
-        let Some(config) = listener.tls.as_ref().map(|t| t.read().clone()) else {
-            return handshake::handshake(stream, peer, broker, listener, shutdown).await;
-        };
-        // The TLS handshake counts against the same timeout as CONNECT: a
-        // socket that starts one and stalls is closed all the same.
-        let timeout = broker.limits.handshake_timeout;
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => handshake::handshake(tls, peer, broker, listener, shutdown).await,
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "TLS handshake failed");
-                None
+        let tls = listener.tls.as_ref().map(|t| t.read().clone());
+        match (tls, listener.ws_path.clone()) {
+            (None, None) => handshake::handshake(stream, peer, broker, listener, shutdown).await,
+            (Some(config), None) => {
+                let tls = accept_tls(stream, config, &broker).await?;
+                handshake::handshake(tls, peer, broker, listener, shutdown).await
             }
-            Err(_) => {
-                tracing::info!(?timeout, "closing: TLS handshake not done within the handshake timeout");
-                None
+            (None, Some(path)) => {
+                let ws = upgrade_ws(stream, &path, &broker).await?;
+                handshake::handshake(ws, peer, broker, listener, shutdown).await
+            }
+            (Some(config), Some(path)) => {
+                let tls = accept_tls(stream, config, &broker).await?;
+                let ws = upgrade_ws(tls, &path, &broker).await?;
+                handshake::handshake(ws, peer, broker, listener, shutdown).await
             }
         }
     }
     .instrument(span);
     task::ConnTask::new(handshake, guard)
+}
+
+/// The TLS handshake, within the same timeout as CONNECT: a socket that
+/// starts one and stalls is closed all the same.
+async fn accept_tls(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    broker: &Broker,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let timeout = broker.limits.handshake_timeout;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(?timeout, "closing: TLS handshake not done within the handshake timeout");
+            None
+        }
+    }
+}
+
+/// The WebSocket upgrade, within the handshake timeout too.
+async fn upgrade_ws<S>(stream: S, path: &str, broker: &Broker) -> Option<tokio::net::UnixStream>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = broker.limits.handshake_timeout;
+    match tokio::time::timeout(timeout, ws::upgrade(stream, path, broker.limits.max_packet_size)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "WebSocket upgrade refused");
+            None
+        }
+        Err(_) => {
+            tracing::info!(?timeout, "closing: no WebSocket upgrade within the handshake timeout");
+            None
+        }
+    }
 }
 
 /// The span every log line of one connection is logged in.

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::net::TcpStream;
 use tracing::Instrument;
 
 use super::CloseReason;
 use super::handshake::Accepted;
 use super::scratch::with_scratch;
+use super::socket::Socket;
 use crate::broker::{Attached, Broker};
 use crate::codec::{self, Disconnect, Packet, Protocol};
 use crate::listener::ListenerSettings;
@@ -33,7 +33,7 @@ pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
 const READ_BUDGET: usize = 64 * 1024;
 
 pub(super) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Socket,
     /// The TLS session of an `mqtts` connection: ciphertext moves between
     /// it and the socket by readiness, like plain bytes do.
     pub tls: Option<Box<rustls::ServerConnection>>,
@@ -507,7 +507,7 @@ impl Conn {
 }
 
 /// `io::Write` over a non-blocking socket, for rustls' `write_tls`.
-struct SocketWriter<'a>(&'a TcpStream);
+struct SocketWriter<'a>(&'a Socket);
 
 impl std::io::Write for SocketWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -20,4 +20,6 @@ pub struct ListenerSettings {
     pub tls: Option<crate::auth::Reloadable<rustls::ServerConfig>>,
     /// The client certificate's CN is the user name.
     pub use_identity_as_username: bool,
+    /// `ws` / `wss`: the HTTP path of the WebSocket upgrade.
+    pub ws_path: Option<String>,
 }
