@@ -117,6 +117,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
                 _ => None,
             },
             use_identity_as_username: l.use_identity_as_username,
+            proxy_protocol: l.proxy_protocol,
             ws_path: matches!(l.protocol, ListenerProtocol::Ws | ListenerProtocol::Wss).then(|| l.path.clone()),
             // Validation made sure every name is known and configured.
             auth: l

@@ -87,6 +87,7 @@ impl Config {
                 key_file: None,
                 ca_file: None,
                 path: "/mqtt".to_owned(),
+                proxy_protocol: false,
                 require_certificate: false,
                 use_identity_as_username: false,
             }],

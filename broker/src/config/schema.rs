@@ -255,6 +255,11 @@ pub struct ListenerConfig {
     /// `ws` / `wss`: the HTTP path of the WebSocket upgrade.
     #[serde(default = "default_ws_path")]
     pub path: String,
+    /// Every connection starts with a PROXY protocol v1 or v2 header (from
+    /// HAProxy or a cloud load balancer) naming the real client; one
+    /// without it is closed. Only for listeners behind such a proxy.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// `mqtts` with `ca_file`: the client certificate's subject CN is the
     /// client's user name (as in Mosquitto), whatever CONNECT says; it then
     /// needs no password, and ACLs and `%u` apply to it.

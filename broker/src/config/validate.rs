@@ -242,6 +242,7 @@ mod tests {
             key_file: None,
             ca_file: None,
             path: "/mqtt".to_owned(),
+            proxy_protocol: false,
             require_certificate: false,
             use_identity_as_username: false,
         }

@@ -22,6 +22,7 @@ macro_rules! conn_event {
 mod handshake;
 mod inbound;
 mod outbound;
+mod proxy;
 mod run;
 mod scratch;
 mod socket;
@@ -118,9 +119,42 @@ pub fn serve<G: Send + Unpin + 'static>(
     shutdown: ShutdownSignal,
     guard: G,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let span = conn_span(&peer, &listener.name, None);
     let _ = stream.set_nodelay(true);
+    let listener_name = listener.name.clone();
     let handshake = async move {
+        let mut stream = stream;
+        let mut peer = peer;
+        if listener.proxy_protocol {
+            let timeout = broker.limits.handshake_timeout;
+            match tokio::time::timeout(timeout, proxy::read_header(&mut stream)).await {
+                Ok(Ok(Some(client))) => peer = client,
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, listener = %listener.name, error = %e, "closing: bad PROXY header");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, listener = %listener.name, "closing: no PROXY header within the handshake timeout");
+                    return None;
+                }
+            }
+        }
+        // The span names the client the load balancer saw, when there is one.
+        let span = conn_span(&peer, &listener_name, None);
+        connect(stream, peer, broker, listener, shutdown).instrument(span).await
+    };
+    task::ConnTask::new(handshake, guard)
+}
+
+/// The transport handshakes the listener asks for, then MQTT's.
+async fn connect(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    listener: Arc<ListenerSettings>,
+    shutdown: ShutdownSignal,
+) -> Option<handshake::Accepted> {
+    {
         let tls = listener.tls.as_ref().map(|t| t.read().clone());
         match (tls, listener.ws_path.clone()) {
             (None, None) => handshake::handshake(stream, peer, broker, listener, shutdown).await,
@@ -139,8 +173,6 @@ pub fn serve<G: Send + Unpin + 'static>(
             }
         }
     }
-    .instrument(span);
-    task::ConnTask::new(handshake, guard)
 }
 
 /// The TLS handshake, within the same timeout as CONNECT: a socket that

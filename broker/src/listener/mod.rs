@@ -22,4 +22,6 @@ pub struct ListenerSettings {
     pub use_identity_as_username: bool,
     /// `ws` / `wss`: the HTTP path of the WebSocket upgrade.
     pub ws_path: Option<String>,
+    /// Connections start with a PROXY protocol header naming the client.
+    pub proxy_protocol: bool,
 }
