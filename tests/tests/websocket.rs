@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tern_blackbox::broker::workspace_dir;
 use tern_blackbox::*;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
@@ -157,4 +158,29 @@ fn mqtt_over_secure_websocket() {
     ws.send(Message::Binary(pingreq().into())).expect("send");
     assert_eq!(read_bin(&mut ws), [0xD0, 0x00], "PINGRESP");
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// MQTT.js, the client browser apps use, over WebSocket (skipped without
+/// Node or the package: `tests/run` installs it).
+#[test]
+fn mqtt_js_over_websocket() {
+    if skip_unless_tern("ws listener") {
+        return;
+    }
+    let js = workspace_dir().join("tests/js");
+    if !js.join("node_modules/mqtt").exists() {
+        eprintln!("SKIP: MQTT.js not installed (cd tests/js && npm ci)");
+        return;
+    }
+    let b = ws_broker("");
+    let (status, out, err) = run_to_end(
+        std::process::Command::new("node")
+            .arg(js.join("ws_roundtrip.js"))
+            .arg(format!("ws://{}/mqtt", b.addr())),
+        Duration::from_secs(15),
+    );
+    assert!(
+        status.success() && out.trim() == "ok",
+        "MQTT.js: {status}\n{out}\n{err}"
+    );
 }
