@@ -65,16 +65,29 @@ fn frame(first: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// User name and password every client of this run connects with
+/// (`--username`/`--password`), for runs against brokers that check them.
+pub static CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
 pub fn encode_connect(proto: Proto, client_id: &str, keep_alive: u16, clean: bool) -> Vec<u8> {
+    let creds = CREDENTIALS.get();
     let mut b = Vec::with_capacity(32 + client_id.len());
     put_str(&mut b, b"MQTT");
     b.push(if proto == Proto::V5 { 5 } else { 4 });
-    b.push(if clean { 0x02 } else { 0 });
+    let mut flags = if clean { 0x02 } else { 0 };
+    if creds.is_some() {
+        flags |= 0xC0; // user name and password
+    }
+    b.push(flags);
     b.extend_from_slice(&keep_alive.to_be_bytes());
     if proto == Proto::V5 {
         b.push(0); // no properties
     }
     put_str(&mut b, client_id.as_bytes());
+    if let Some((user, password)) = creds {
+        put_str(&mut b, user.as_bytes());
+        put_str(&mut b, password.as_bytes());
+    }
     frame(0x10, &b)
 }
 

@@ -51,6 +51,11 @@ struct Common {
     /// Print the metrics as one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Connect every client with this user name (and --password).
+    #[arg(long, global = true)]
+    username: Option<String>,
+    #[arg(long, global = true, default_value = "")]
+    password: String,
 }
 
 #[derive(Args, Clone)]
@@ -231,6 +236,9 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.cmd {
             Cmd::Run { common, scenario } => {
+                if let Some(user) = common.username.clone() {
+                    let _ = client::CREDENTIALS.set((user, common.password.clone()));
+                }
                 let t = Target {
                     addr: common.addr,
                     proto: common.proto,
