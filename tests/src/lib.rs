@@ -70,3 +70,21 @@ pub fn run_to_end(cmd: &mut std::process::Command, timeout: Duration) -> (std::p
     }
     (status, out, err)
 }
+
+/// Starting tern with `config`, and `tern check-config` on it, both fail,
+/// and both say every one of `needles` (file, line, key, reason).
+pub fn assert_config_refused(config: &std::path::Path, needles: &[&str]) {
+    for args in [["--config"], ["check-config"]] {
+        let (status, out, err) = run_to_end(
+            std::process::Command::new(broker::tern_bin())
+                .args(args)
+                .arg(config)
+                .env_remove("RUST_BACKTRACE"),
+            Duration::from_secs(10),
+        );
+        assert!(!status.success(), "{args:?} must fail\n{out}\n{err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: the error does not say {n:?}: {err}");
+        }
+    }
+}

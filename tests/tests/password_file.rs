@@ -245,18 +245,6 @@ fn a_malformed_password_file_stops_startup_naming_file_and_line() {
         "[auth]\npassword_file = \"passwd\"\n\n[[listener]]\nbind = \"127.0.0.1:0\"\nauth = [\"password_file\"]\n",
     )
     .expect("cfg");
-    for args in [vec!["--config"], vec!["check-config"]] {
-        let (status, out, err) = run_to_end(
-            Command::new(tern_bin())
-                .args(&args)
-                .arg(&cfg)
-                .env_remove("RUST_BACKTRACE"),
-            Duration::from_secs(10),
-        );
-        assert!(!status.success(), "{args:?} must fail\n{out}\n{err}");
-        let expected = format!("{}:2:", file.display());
-        assert!(err.contains(&expected), "{args:?}: names file and line: {err}");
-        assert!(err.contains("unknown hash type"), "{args:?}: says why: {err}");
-        assert!(err.contains("password_file"), "{args:?}: names the key: {err}");
-    }
+    let file_and_line = format!("{}:2:", file.display());
+    assert_config_refused(&cfg, &[&file_and_line, "unknown hash type", "password_file"]);
 }

@@ -14,7 +14,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, Location};
-use super::schema::{Config, ListenerConfig, ListenerProtocol};
+use super::schema::{Config, ListenerConfig};
 
 /// The configuration used when no file is given, as a commented TOML file
 /// documenting every key with its default. Suitable for `--print-config`
@@ -77,19 +77,8 @@ impl Config {
     pub fn embedded_default() -> Config {
         Config {
             listeners: vec![ListenerConfig {
-                name: "default".to_owned(),
-                bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
-                protocol: ListenerProtocol::Mqtt,
                 allow_anonymous: true,
-                max_connections: None,
-                auth: Vec::new(),
-                cert_file: None,
-                key_file: None,
-                ca_file: None,
-                path: "/mqtt".to_owned(),
-                proxy_protocol: false,
-                require_certificate: false,
-                use_identity_as_username: false,
+                ..ListenerConfig::new("default", SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)))
             }],
             ..Config::default()
         }

@@ -305,3 +305,25 @@ impl ListenerProtocol {
 fn default_ws_path() -> String {
     "/mqtt".to_owned()
 }
+
+impl ListenerConfig {
+    /// A plain MQTT listener on `bind` with every optional setting at its
+    /// default (anonymous clients refused).
+    pub fn new(name: &str, bind: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            name: name.to_owned(),
+            bind,
+            protocol: ListenerProtocol::Mqtt,
+            allow_anonymous: false,
+            max_connections: None,
+            auth: Vec::new(),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            path: default_ws_path(),
+            proxy_protocol: false,
+            require_certificate: false,
+            use_identity_as_username: false,
+        }
+    }
+}

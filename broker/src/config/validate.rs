@@ -228,24 +228,10 @@ fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ListenerConfig, ListenerProtocol};
+    use crate::config::ListenerConfig;
 
     fn listener(name: &str, bind: &str) -> ListenerConfig {
-        ListenerConfig {
-            name: name.to_owned(),
-            bind: bind.parse().unwrap(),
-            protocol: ListenerProtocol::Mqtt,
-            allow_anonymous: false,
-            max_connections: None,
-            auth: Vec::new(),
-            cert_file: None,
-            key_file: None,
-            ca_file: None,
-            path: "/mqtt".to_owned(),
-            proxy_protocol: false,
-            require_certificate: false,
-            use_identity_as_username: false,
-        }
+        ListenerConfig::new(name, bind.parse().unwrap())
     }
 
     fn base() -> Config {
