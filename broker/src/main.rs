@@ -19,12 +19,21 @@ struct Cli {
     /// Write `name protocol address` per listener to FILE once all are bound.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Write the broker's process id to FILE (for `tern reload`).
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ask a running broker to re-read its password and ACL files and TLS
+    /// certificates (sends SIGHUP to the process in its --pid-file).
+    Reload {
+        #[arg(long, value_name = "FILE")]
+        pid_file: PathBuf,
+    },
     /// Check a configuration file and print any warnings.
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration, every key documented.
@@ -94,7 +103,14 @@ fn main() -> anyhow::Result<()> {
             writeln!(out, "{}: ok ({} listener(s))", file.display(), config.listeners.len())?;
             Ok(())
         }
-        None => serve(cli.config, cli.ready_file),
+        Some(Command::Reload { pid_file }) => reload(&pid_file),
+        None => {
+            if let Some(path) = &cli.pid_file {
+                std::fs::write(path, format!("{}\n", std::process::id()))
+                    .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+            }
+            serve(cli.config, cli.ready_file)
+        }
     }
 }
 
@@ -166,5 +182,25 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
     }
+    Ok(())
+}
+
+/// `tern reload`: SIGHUP to the broker named by its pid file.
+fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(pid_file).with_context(|| format!("cannot read {}", pid_file.display()))?;
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a process id: {:?}", pid_file.display(), text.trim()))?;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .context("cannot run kill")?;
+    anyhow::ensure!(
+        status.success(),
+        "no broker with process id {pid} (from {})",
+        pid_file.display()
+    );
+    println!("sent SIGHUP to {pid}");
     Ok(())
 }

@@ -278,3 +278,30 @@ fn a_reload_with_a_broken_file_keeps_the_old_one() {
     assert!(publish(&mut alice, "alice/still", false) < 0x80);
     assert_eq!(publish(&mut alice, "alice/secret", false), NOT_AUTHORIZED);
 }
+
+#[test]
+fn tern_reload_sends_sighup_to_the_broker_in_the_pid_file() {
+    if skip_unless_tern("tern reload") {
+        return;
+    }
+    let s = setup();
+    let pid_file = s._dir.path().join("tern.pid");
+    std::fs::write(&pid_file, format!("{}\n", s.broker.pid())).expect("pid file");
+    let (status, out, err) = run_to_end(
+        Command::new(tern_bin()).arg("reload").arg("--pid-file").arg(&pid_file),
+        TIMEOUT,
+    );
+    assert!(status.success(), "{out}{err}");
+    assert!(
+        s.broker.wait_log("ACL file reloaded", TIMEOUT),
+        "{}",
+        s.broker.stderr_log()
+    );
+    // A pid file naming no process is an error, not a silent success.
+    std::fs::write(&pid_file, "999999999\n").expect("pid file");
+    let (status, _, err) = run_to_end(
+        Command::new(tern_bin()).arg("reload").arg("--pid-file").arg(&pid_file),
+        TIMEOUT,
+    );
+    assert!(!status.success(), "{err}");
+}

@@ -301,3 +301,30 @@ fn starting_with_a_bad_config_fails_before_listening() {
     assert!(err.contains("limits.max_qos"), "{err}");
     assert!(!ready.exists());
 }
+
+#[test]
+fn pid_file_holds_the_brokers_process_id() {
+    if skip_unless_tern("tern --pid-file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(&dir, "t.toml", "[[listener]]\nbind = \"127.0.0.1:0\"\n");
+    let pid_file = dir.path().join("tern.pid");
+    let mut child = Command::new(tern_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let written = wait_until(TIMEOUT, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|t| !t.is_empty())
+    });
+    let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(written, "pid file written");
+    assert_eq!(text.trim(), child.id().to_string());
+}
