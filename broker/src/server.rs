@@ -36,6 +36,11 @@ pub enum ServerError {
     AclFile(#[source] auth::AclFileError),
     #[error("[auth.jwt]")]
     Jwt(#[source] auth::JwtSetupError),
+    #[error("[auth.webhooks.{name}]")]
+    Webhook {
+        name: String,
+        source: auth::WebhookSetupError,
+    },
     #[error("listener {name}: TLS")]
     Tls {
         name: String,
@@ -78,6 +83,14 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
         Some(c) => Some(Arc::new(auth::Jwt::load(c).map_err(ServerError::Jwt)?)),
         None => None,
     };
+    let mut webhooks = std::collections::HashMap::new();
+    for (name, c) in &config.auth.webhooks {
+        let hook = auth::Webhook::new(name, c).map_err(|source| ServerError::Webhook {
+            name: name.clone(),
+            source,
+        })?;
+        webhooks.insert(format!("webhook:{name}"), Arc::new(hook));
+    }
 
     let mut bound = Vec::new();
     let mut sockets = Vec::new();
@@ -127,7 +140,7 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
                     "password_file" => password_file.clone().map(auth::Source::PasswordFile),
                     "acl_file" => acl_file.clone().map(auth::Source::AclFile),
                     "jwt" => jwt.clone().map(auth::Source::Jwt),
-                    _ => None,
+                    hook => webhooks.get(hook).cloned().map(auth::Source::Webhook),
                 })
                 .collect(),
         };

@@ -5,12 +5,14 @@
 mod acl_file;
 mod jwt;
 mod password_file;
+mod webhook;
 
 use std::sync::Arc;
 
 pub use acl_file::{AclFile, AclFileError, ClientAcl};
 pub use jwt::{Jwt, JwtSetupError, Verified};
 pub use password_file::{DEFAULT_ITERATIONS, PasswordFile, PasswordFileError, Verdict, hash_password};
+pub use webhook::{Webhook, WebhookSetupError};
 
 use crate::codec::ReasonCode;
 use crate::listener::ListenerSettings;
@@ -43,14 +45,16 @@ pub enum Source {
     /// Authorizes only: never decides a CONNECT.
     AclFile(Reloadable<AclFile>),
     Jwt(Arc<Jwt>),
+    Webhook(Arc<Webhook>),
 }
 
 /// A loaded file that SIGHUP can replace while connections use it.
 pub type Reloadable<T> = Arc<parking_lot::RwLock<Arc<T>>>;
 
 impl Source {
-    fn check_connect(&self, info: &ConnectInfo<'_>) -> Decision {
+    async fn check_connect(&self, info: &ConnectInfo<'_>, peer: std::net::SocketAddr) -> Decision {
         match self {
+            Source::Webhook(hook) => hook.auth_on_register(info, peer).await,
             Source::PasswordFile(file) => {
                 let Some(user) = info.username else {
                     return Decision::Next;
@@ -101,8 +105,12 @@ pub type Grant = Option<Arc<ClientAcl>>;
 /// A token's `acl` claims, when present, are the client's permissions;
 /// otherwise the listener's ACL file's, if it has one; otherwise none are
 /// checked.
-pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Admission, ReasonCode> {
-    let token = authenticate(listener, info)?;
+pub async fn check_connect(
+    listener: &ListenerSettings,
+    info: &ConnectInfo<'_>,
+    peer: std::net::SocketAddr,
+) -> Result<Admission, ReasonCode> {
+    let token = authenticate(listener, info, peer).await?;
     let from_token = token.as_ref().and_then(|t| {
         (t.publish.is_some() || t.subscribe.is_some()).then(|| {
             Arc::new(ClientAcl::from_lists(
@@ -116,7 +124,7 @@ pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Res
     let acl = from_token.or_else(|| {
         listener.auth.iter().find_map(|s| match s {
             Source::AclFile(acl) => Some(Arc::new(acl.read().for_client(info.client_id, info.username))),
-            Source::PasswordFile(_) | Source::Jwt(_) => None,
+            Source::PasswordFile(_) | Source::Jwt(_) | Source::Webhook(_) => None,
         })
     });
     Ok(Admission {
@@ -125,14 +133,18 @@ pub fn check_connect(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Res
     })
 }
 
-fn authenticate(listener: &ListenerSettings, info: &ConnectInfo<'_>) -> Result<Option<Verified>, ReasonCode> {
+async fn authenticate(
+    listener: &ListenerSettings,
+    info: &ConnectInfo<'_>,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Verified>, ReasonCode> {
     if info.certified {
         return Ok(None);
     }
     let mut checks_credentials = false;
     for source in &listener.auth {
-        checks_credentials |= matches!(source, Source::PasswordFile(_) | Source::Jwt(_));
-        match source.check_connect(info) {
+        checks_credentials |= !matches!(source, Source::AclFile(_));
+        match source.check_connect(info, peer).await {
             Decision::Allow(token) => return Ok(token),
             Decision::Deny(code) => return Err(code),
             Decision::Next => {}

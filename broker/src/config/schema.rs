@@ -43,6 +43,55 @@ pub struct AuthConfig {
     /// `[auth.jwt]`: JSON Web Tokens, for listeners naming "jwt".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtConfig>,
+    /// `[auth.webhooks.NAME]`: HTTP endpoints, for listeners naming
+    /// "webhook:NAME".
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
+}
+
+/// `[auth.webhooks.NAME]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The endpoint every hook is POSTed to (`http://` or `https://`).
+    pub url: String,
+    /// How long an answer may take.
+    #[serde(with = "units::duration", default = "default_webhook_timeout")]
+    pub timeout: Duration,
+    /// How long an "ok" for the same client id, user and password is
+    /// reused without asking again; "0s" to always ask.
+    #[serde(with = "units::duration", default = "default_webhook_cache")]
+    pub cache_ttl: Duration,
+    /// What a timeout, a failed request or an unreadable answer means.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Idle connections kept to the endpoint.
+    #[serde(default = "default_webhook_pool")]
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Refuse (CONNACK 0x88 Server unavailable): fail closed.
+    #[default]
+    Deny,
+    /// Ask the next source in the chain.
+    Next,
+    /// Let the client in: fail open.
+    Allow,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_webhook_cache() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_webhook_pool() -> usize {
+    8
 }
 
 /// `[auth.jwt]`

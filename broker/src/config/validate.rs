@@ -158,6 +158,15 @@ impl Config {
                         return bad(&key("auth"), "names \"jwt\" but there is no [auth.jwt]".into());
                     }
                     "password_file" | "acl_file" | "jwt" => {}
+                    hook if hook.starts_with("webhook:") => {
+                        let name = &hook["webhook:".len()..];
+                        if !self.auth.webhooks.contains_key(name) {
+                            return bad(
+                                &key("auth"),
+                                format!("names {hook:?} but there is no [auth.webhooks.{name}]"),
+                            );
+                        }
+                    }
                     other => {
                         return bad(
                             &key("auth"),

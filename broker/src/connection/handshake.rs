@@ -188,7 +188,7 @@ pub async fn handshake<S: Transport>(
         },
         certified: identity.is_some(),
     };
-    let admission = match auth::check_connect(listener, &info) {
+    let admission = match auth::check_connect(listener, &info, peer).await {
         Ok(a) => a,
         Err(reason) => return refuse(stream, protocol, reason, "not authorised").await,
     };
