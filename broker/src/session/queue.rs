@@ -40,6 +40,10 @@ impl OutQueue {
         self.bytes
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Delivery> {
+        self.items.iter()
+    }
+
     pub fn front(&self) -> Option<&Delivery> {
         self.items.front()
     }
