@@ -359,13 +359,14 @@ impl Broker {
         self.data_dir().join("tern.redb")
     }
 
-    /// Run `tern store <sub> --config <this config>` to its end (killed after
-    /// 30 s): status, stdout, stderr.
+    /// Run `tern --config <this config> store <sub>` to its end (killed
+    /// after 30 s): status, stdout, stderr.
     pub fn store_command(&self, sub: &str) -> (ExitStatus, String, String) {
         crate::run_to_end(
             Command::new(tern_bin())
-                .args(["store", sub, "--config"])
+                .arg("--config")
                 .arg(self.config_path())
+                .args(["store", sub])
                 // What a user sees, not a developer's backtrace.
                 .env_remove("RUST_BACKTRACE")
                 .env_remove("RUST_LIB_BACKTRACE")

@@ -67,11 +67,12 @@ fn offline_subscriber(b: &Broker, id: &str, filter: &str, qos: u8) {
     s.disconnect();
 }
 
-/// Waits until everything the broker stored so far is committed. SUBSCRIBE,
-/// CONNECT and a subscriber's PUBREC get no ack that waits for the disk, so a
-/// test cannot see when they are durable; a retained QoS 1 PUBLISH does: its
-/// PUBACK comes after the commit that holds it, and as commits are applied in
-/// order, after every store write the broker made before it.
+/// Waits until everything the broker stored so far is committed. The store
+/// spec promises only that PUBACK/PUBREC/PUBCOMP wait for the disk; a
+/// persistent session's CONNACK need not, and the spec does not say so for
+/// SUBACK or the broker's PUBREL either (the README says they wait). A
+/// retained QoS 1 PUBLISH's PUBACK comes after the commit that holds it and,
+/// commits being applied in order, after every store write made before it.
 fn wait_for_commit(addr: SocketAddr) {
     let mut c = RawClient::v5(addr, &unique_id("commit"));
     let topic = format!("store-test/commit/{}", unique_id("t"));
@@ -1011,9 +1012,10 @@ fn fill_until_refused(b: &Broker, size: usize, limit: u32) -> BTreeSet<u32> {
     )
 }
 
-/// Fill, check the refusal and that QoS 0 keeps flowing, then restart and
-/// collect everything acknowledged.
-fn full_store_loses_nothing_acknowledged(b: &mut Broker, size: usize, limit: u32) {
+/// Fill, check the refusal (log line, and with `sys` the `$SYS` counter,
+/// which needs `[sys] interval = "1s"`) and that QoS 0 keeps flowing, then
+/// restart and collect everything acknowledged.
+fn full_store_loses_nothing_acknowledged(b: &mut Broker, size: usize, limit: u32, sys: bool) {
     let sub = unique_id("full-sub");
     offline_subscriber(b, &sub, "full/#", 1);
     let mut live = RawClient::v5(b.addr(), &unique_id("full-live"));
@@ -1024,6 +1026,25 @@ fn full_store_loses_nothing_acknowledged(b: &mut Broker, size: usize, limit: u32
         b.wait_log("store is full", Duration::from_secs(5)),
         "no \"store is full\" line in the log"
     );
+    if sys {
+        let mut c = RawClient::v5(b.addr(), &unique_id("full-sys"));
+        c.subscribe("$SYS/broker/store/refused", 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = None;
+        loop {
+            let pk = c
+                .try_read_packet(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| panic!("no $SYS/broker/store/refused >= 1 (last {last:?}): {e}"));
+            if pk.kind() != PUBLISH {
+                continue;
+            }
+            let v = String::from_utf8(pk.publish(true).payload).expect("UTF-8 $SYS value");
+            if v.trim().parse::<u64>().is_ok_and(|n| n >= 1) {
+                break;
+            }
+            last = Some(v);
+        }
+    }
     // QoS 0 to a clean session needs no storing.
     let mut p = RawClient::v5(b.addr(), &unique_id("full-q0"));
     p.publish("live/x", b"still flowing", 0, false);
@@ -1056,8 +1077,11 @@ fn full_store_refuses_with_0x97_keeps_qos0_flowing_and_loses_nothing_acknowledge
     if skip_unless_tern("durable store") {
         return;
     }
-    let mut b = start("max_bytes = \"64KiB\"");
-    full_store_loses_nothing_acknowledged(&mut b, 4096, 1000);
+    let mut b = Broker::start_with(&format!(
+        "{}\n[sys]\ninterval = \"1s\"\n",
+        store_fragment("max_bytes = \"64KiB\"")
+    ));
+    full_store_loses_nothing_acknowledged(&mut b, 4096, 1000, true);
 }
 
 /// A tmpfs mounted for one test, unmounted on drop.
@@ -1103,7 +1127,7 @@ fn full_filesystem_refuses_with_0x97_and_loses_nothing_acknowledged() {
         "data_dir = \"{}\"\nmax_bytes = \"1GiB\"",
         disk.path().display()
     ));
-    full_store_loses_nothing_acknowledged(&mut b, 16 * 1024, 2000);
+    full_store_loses_nothing_acknowledged(&mut b, 16 * 1024, 2000, false);
 }
 
 // ---------------------------------------------------------------------------
@@ -1238,6 +1262,24 @@ fn store_check_summarises_a_healthy_store_and_compact_keeps_its_contents() {
         [0, 1, 2],
         "queued messages after compact"
     );
+}
+
+/// The store spec writes `tern store check [--config FILE]`; the README
+/// `tern [--config FILE] store check`. Both should work.
+#[test]
+fn store_check_accepts_config_after_the_subcommand() {
+    if skip_unless_tern("durable store") {
+        return;
+    }
+    let (b, _) = stopped_broker_with_state();
+    let (st, out, err) = run_to_end(
+        Command::new(tern_blackbox::broker::tern_bin())
+            .args(["store", "check", "--config"])
+            .arg(b.config_path())
+            .env_remove("RUST_BACKTRACE"),
+        Duration::from_secs(30),
+    );
+    assert!(st.success(), "`tern store check --config FILE`: {st}\n{out}\n{err}");
 }
 
 #[test]
