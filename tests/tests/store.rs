@@ -829,6 +829,48 @@ fn clean_sessions_are_never_restored() {
     }
 }
 
+/// Kill -9 (after a commit), not a stop: a graceful stop may publish the
+/// will itself, and then the startup path would go untested.
+#[test]
+fn delayed_will_of_a_session_that_expired_while_down_is_published_once_at_startup() {
+    if skip_unless_tern("durable store") {
+        return;
+    }
+    let mut b = start("");
+    let sub = unique_id("will-sub");
+    offline_subscriber(&b, &sub, "dwill/#", 1);
+    let mut will = Will::new("dwill/gone", b"expired while down", 1, false);
+    will.props = Props::new().u32(WILL_DELAY_INTERVAL, 2);
+    let (w, connack) = RawClient::handshake(
+        b.addr(),
+        &Connect::v5(&unique_id("will-w"))
+            .clean(false)
+            .props(Props::new().u32(SESSION_EXPIRY_INTERVAL, 2))
+            .will(will),
+    );
+    assert_eq!(connack.code, 0);
+    // No DISCONNECT: the will stays armed, delayed by 2 s.
+    w.drop_abruptly();
+    wait_for_commit(b.addr());
+    b.kill9();
+    // Both the will delay and the session expire while the broker is down.
+    std::thread::sleep(Duration::from_secs(3));
+    b.launch();
+    let (mut s, connack) = persistent_v5(b.addr(), &sub);
+    assert!(connack.session_present);
+    send_sentinel(b.addr(), "dwill/end", 1);
+    let got: Vec<(String, Vec<u8>)> = s
+        .collect_until_topic("dwill/end")
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    assert_eq!(
+        got,
+        [("dwill/gone".to_string(), b"expired while down".to_vec())],
+        "the delayed will, once, before anything published after the restart"
+    );
+}
+
 #[test]
 fn queued_message_expiry_counts_the_time_the_broker_was_down() {
     if skip_unless_tern("durable store") {
@@ -1045,13 +1087,21 @@ fn full_store_loses_nothing_acknowledged(b: &mut Broker, size: usize, limit: u32
             last = Some(v);
         }
     }
-    // QoS 0 to a clean session needs no storing.
+    // A message that reaches only clean sessions needs no storing: QoS 0,
+    // and QoS 1 too (acknowledged at once, README "Durability").
     let mut p = RawClient::v5(b.addr(), &unique_id("full-q0"));
     p.publish("live/x", b"still flowing", 0, false);
     let m = live
         .try_read_packet(TIMEOUT)
         .unwrap_or_else(|e| panic!("QoS 0 stopped flowing with the store full: {e}"));
     assert_eq!(m.publish(true).payload, b"still flowing");
+    p.send(&publish5("live/y", b"qos 1, nothing to store", 1, false, 3));
+    let (pid, rc) = p.read_until_keep(PUBACK).ack();
+    assert_eq!(
+        (pid, rc),
+        (3, 0x00),
+        "QoS 1 to a clean subscriber only, with the store full"
+    );
     // 3.1.1 has no reason codes: a refused QoS 1 PUBLISH goes unanswered.
     let mut v3 = RawClient::v311(b.addr(), &unique_id("full-v3"));
     v3.send(&publish311("full/m", &numbered(u32::MAX, size), 1, false, 5));
