@@ -32,6 +32,10 @@ impl Broker {
             self.router.retained.restore(Arc::new(msg));
             r.retained += 1;
         }
+        for topic in std::mem::take(&mut snapshot.expired_retained) {
+            store.del_retained(&topic, None);
+            r.expired_messages += 1;
+        }
         let mut due_wills = Vec::new();
         for stored in std::mem::take(&mut snapshot.sessions) {
             // Connected when the broker stopped: it disconnected then; the

@@ -87,6 +87,18 @@ impl OutQueue {
         std::mem::take(&mut self.items)
     }
 
+    /// Keeps only the deliveries `keep` accepts; the others, returned.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Delivery) -> bool) -> Vec<Delivery> {
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.items.len());
+        for d in self.items.drain(..) {
+            if keep(&d) { kept.push_back(d) } else { removed.push(d) }
+        }
+        self.items = kept;
+        self.recount();
+        removed
+    }
+
     /// Drops QoS 0 messages, which are not kept for offline sessions.
     pub fn drop_qos0(&mut self) -> usize {
         let before = self.items.len();
