@@ -296,61 +296,220 @@ fn publish_numbered(mut c: RawClient, topic: &str, qos: u8) -> Published {
     }
 }
 
-/// One QoS 1 run: returns how many messages were acknowledged.
-fn qos1_kill9_run(durability: &str, delay: Duration) -> usize {
+/// Where the subscriber is while the publisher streams and the kill comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subscriber {
+    /// Every message is queued (stored) for it.
+    Offline,
+    /// Messages are in flight to it, acked as they come, at the kill.
+    Online,
+}
+
+/// What a subscriber has taken in, as an application sees it.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Numbers handed to the application, in arrival order.
+    delivered: Vec<u32>,
+    /// QoS 2 ids answered with PUBREC, awaiting PUBREL. A PUBLISH with one
+    /// of these ids is a resend of a message already handed over, not a new
+    /// one (5.0 §4.3.3, receiver Method B).
+    awaiting_rel: BTreeMap<u16, u32>,
+}
+
+impl Inbox {
+    /// Answer one packet as a client does; the topic when it is a PUBLISH.
+    /// Empty payloads (sentinels) are not counted.
+    fn take(&mut self, c: &mut RawClient, p: &Packet) -> std::io::Result<Option<String>> {
+        match p.kind() {
+            PUBLISH => {
+                let m = p.publish(c.v5);
+                let n = (!m.payload.is_empty()).then(|| number(&m.payload));
+                match m.qos {
+                    1 => {
+                        self.delivered.extend(n);
+                        c.try_send(&ack(PUBACK, m.pid))?;
+                    }
+                    2 => {
+                        if !self.awaiting_rel.contains_key(&m.pid) {
+                            self.delivered.extend(n);
+                            self.awaiting_rel.insert(m.pid, n.unwrap_or(u32::MAX));
+                        }
+                        c.try_send(&ack(PUBREC, m.pid))?;
+                    }
+                    _ => self.delivered.extend(n),
+                }
+                Ok(Some(m.topic))
+            }
+            PUBREL => {
+                let (pid, _) = p.ack();
+                self.awaiting_rel.remove(&pid);
+                c.try_send(&ack(PUBCOMP, pid))?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// After the restart the QoS 2 publisher finishes its flows as a real
+/// client does [MQTT-4.4.0-1]: PUBREL again for ids the broker answered with
+/// PUBREC, the PUBLISH again (DUP=1) for ids with no answer. Returns whether
+/// the broker said session present.
+fn resume_qos2_publisher(b: &Broker, pub_id: &str, published: &Published, label: &str) -> bool {
+    let (mut p, connack) = persistent_v5(b.addr(), pub_id);
+    // Packet id order is send order.
+    let mut resume: BTreeMap<u16, (u32, bool)> = BTreeMap::new();
+    resume.extend(published.released.iter().map(|(&pid, &n)| (pid, (n, true))));
+    resume.extend(published.unanswered.iter().map(|(&pid, &n)| (pid, (n, false))));
+    for (&pid, &(n, released)) in &resume {
+        if !released {
+            p.send(&with_dup(publish5(CRASH_TOPIC, &numbered(n, 4), 2, false, pid)));
+            let (got, rc) = p.read_until_keep(PUBREC).ack();
+            assert_eq!(got, pid, "PUBREC packet id");
+            assert!(rc < 0x80, "{label}: PUBREC {rc:#04x} for the resent message {n}");
+        }
+        p.send(&ack(PUBREL, pid));
+        let (got, rc) = p.read_until_keep(PUBCOMP).ack();
+        assert_eq!(got, pid, "PUBCOMP packet id");
+        // 0x92 (id not found) is right when our first PUBREL was processed
+        // and committed but its PUBCOMP was lost with the process.
+        assert!(
+            rc == 0x00 || (released && rc == 0x92),
+            "{label}: PUBCOMP {rc:#04x} for message {n} (PUBREC before the kill: {released})"
+        );
+    }
+    p.disconnect();
+    connack.session_present
+}
+
+const CRASH_TOPIC: &str = "crash/m";
+const CRASH_SENTINEL: &str = "crash/end";
+
+/// One crash run: a publisher streams numbered QoS `qos` messages to one
+/// persistent subscriber, the broker is SIGKILLed after `delay` and
+/// restarted. QoS 1: every number the publisher saw acknowledged reaches
+/// the subscriber. QoS 2: once the publisher has finished its flows, every
+/// number reaches the application exactly once. Returns how many messages
+/// were acknowledged before the kill.
+fn kill9_run(qos: u8, durability: &str, mode: Subscriber, delay: Duration) -> usize {
+    let label = format!("QoS {qos}, {durability}, {mode:?} subscriber, killed after {delay:?}");
     let mut b = start_quiet(&format!("durability = \"{durability}\""));
-    let sub = unique_id("crash1-sub");
-    offline_subscriber(&b, &sub, "crash1/#", 1);
+    let sub = unique_id("crash-sub");
+    let (mut s, _) = persistent_v5(b.addr(), &sub);
+    assert_eq!(s.subscribe("crash/#", qos), qos, "SUBACK");
+    let receiver = match mode {
+        Subscriber::Offline => {
+            s.disconnect();
+            None
+        }
+        Subscriber::Online => Some(std::thread::spawn(move || {
+            let mut inbox = Inbox::default();
+            while let Ok(p) = s.try_read_packet(TIMEOUT) {
+                if inbox.take(&mut s, &p).is_err() {
+                    break;
+                }
+            }
+            inbox
+        })),
+    };
+    // QoS 2: a persistent publisher, so it can finish its flows afterwards.
+    let pub_id = unique_id("crash-pub");
+    let publisher = if qos == 2 {
+        persistent_v5(b.addr(), &pub_id).0
+    } else {
+        RawClient::v5(b.addr(), &pub_id)
+    };
     wait_for_commit(b.addr());
-    let publisher = RawClient::v5(b.addr(), &unique_id("crash1-pub"));
-    let stream = std::thread::spawn(move || publish_numbered(publisher, "crash1/m", 1));
+    let stream = std::thread::spawn(move || publish_numbered(publisher, CRASH_TOPIC, qos));
     // The kill point, not a synchronisation: any moment must be safe.
     std::thread::sleep(delay);
     b.kill9();
     let published = stream.join().expect("publisher thread");
+    let mut inbox = receiver
+        .map(|r| r.join().expect("subscriber thread"))
+        .unwrap_or_default();
+    let before = inbox.delivered.len();
     b.launch();
+    assert!(published.refused.is_empty(), "{label}: refused {:?}", published.refused);
 
+    // Checked last: a lost publisher session shows up below as lost or
+    // doubled messages, which say more.
+    let publisher_session = (qos == 2).then(|| resume_qos2_publisher(&b, &pub_id, &published, &label));
     let (mut s, connack) = persistent_v5(b.addr(), &sub);
     assert!(
         connack.session_present,
-        "{durability}, killed after {delay:?}: the subscriber's session (committed before the kill) is gone"
+        "{label}: the subscriber's session (committed before the kill) is gone"
     );
-    send_sentinel(b.addr(), "crash1/end", 1);
-    let got = numbers_until(&mut s, "crash1/end");
-    let delivered: BTreeSet<u32> = got.iter().copied().collect();
-    let lost: Vec<u32> = published.done.difference(&delivered).copied().collect();
+    send_sentinel(b.addr(), CRASH_SENTINEL, qos);
+    loop {
+        let p = s
+            .try_read_packet(TIMEOUT)
+            .unwrap_or_else(|e| panic!("{label}: no sentinel ({e}); {} delivered so far", inbox.delivered.len()));
+        let topic = inbox.take(&mut s, &p).expect("answer the broker");
+        if topic.as_deref() == Some(CRASH_SENTINEL) {
+            break;
+        }
+    }
     eprintln!(
-        "qos1 {durability}, killed after {delay:?}: sent {}, acknowledged {}, delivered {} ({} distinct); publisher ended with {}",
+        "{label}: sent {}, acknowledged {} (+{} awaiting PUBCOMP, {} unanswered), delivered {} before and {} after; publisher ended with {}",
         published.sent,
         published.done.len(),
-        got.len(),
-        delivered.len(),
+        published.released.len(),
+        published.unanswered.len(),
+        before,
+        inbox.delivered.len() - before,
         published.end
     );
-    assert!(published.refused.is_empty(), "refused: {:?}", published.refused);
+
+    let mut times: BTreeMap<u32, usize> = BTreeMap::new();
+    for &n in &inbox.delivered {
+        *times.entry(n).or_default() += 1;
+    }
+    // QoS 2: the publisher has now completed every number it sent.
+    let expected: Vec<u32> = if qos == 2 {
+        (0..published.sent).collect()
+    } else {
+        published.done.iter().copied().collect()
+    };
+    let lost: Vec<u32> = expected.into_iter().filter(|n| !times.contains_key(n)).collect();
     assert!(
         lost.is_empty(),
-        "{durability}, killed after {delay:?}: {} of {} acknowledged QoS 1 messages lost: {:?}",
+        "{label}: {} acknowledged messages lost: {:?}",
         lost.len(),
-        published.done.len(),
         &lost[..lost.len().min(20)]
     );
+    if qos == 2 {
+        let twice: Vec<(u32, usize)> = times.iter().filter(|&(_, &k)| k > 1).map(|(&n, &k)| (n, k)).collect();
+        assert!(
+            twice.is_empty(),
+            "{label}: QoS 2 handed to the application more than once (number, times): {:?}",
+            &twice[..twice.len().min(20)]
+        );
+    }
     assert!(
-        got.iter().all(|&n| n < published.sent),
-        "delivered a number that was never sent: {got:?}"
+        times.keys().all(|&n| n < published.sent),
+        "{label}: delivered a number never sent"
     );
-    published.done.len()
+    if let Some(present) = publisher_session {
+        assert!(
+            present,
+            "{label}: the publisher's session (committed before the kill) is gone"
+        );
+    }
+    published.done.len() + published.released.len()
 }
 
-fn qos1_kill9_runs(test: &str, durability: &str, runs: u64) {
+/// `runs` crash runs at kill points spread over 20..300 ms.
+fn kill9_runs(test: &str, qos: u8, mode: Subscriber, durabilities: &[&str]) {
     let mut rng = XorShift::seeded(test);
+    let points = rng.kill_points(durabilities.len() as u64);
     let mut acknowledged = 0;
-    for delay in rng.kill_points(runs) {
-        acknowledged += qos1_kill9_run(durability, delay);
+    for (durability, delay) in durabilities.iter().zip(points) {
+        acknowledged += kill9_run(qos, durability, mode, delay);
     }
     assert!(
         acknowledged > 0,
-        "every kill came before the first PUBACK, so nothing was checked"
+        "every kill came before the first acknowledgement, so nothing was checked"
     );
 }
 
@@ -359,7 +518,12 @@ fn qos1_acknowledged_messages_survive_kill9_batched() {
     if skip_unless_tern("durable store") {
         return;
     }
-    qos1_kill9_runs("qos1_acknowledged_messages_survive_kill9_batched", "batched", 4);
+    kill9_runs(
+        "qos1_acknowledged_messages_survive_kill9_batched",
+        1,
+        Subscriber::Offline,
+        &["batched"; 4],
+    );
 }
 
 #[test]
@@ -367,101 +531,24 @@ fn qos1_acknowledged_messages_survive_kill9_strict() {
     if skip_unless_tern("durable store") {
         return;
     }
-    qos1_kill9_runs("qos1_acknowledged_messages_survive_kill9_strict", "strict", 1);
+    kill9_runs(
+        "qos1_acknowledged_messages_survive_kill9_strict",
+        1,
+        Subscriber::Offline,
+        &["strict"],
+    );
 }
 
-/// One QoS 2 run: the publisher is a persistent session and, after the
-/// restart, finishes its flows as a real client does [MQTT-4.4.0-1]: PUBREL
-/// again for ids the broker answered with PUBREC, the PUBLISH again (DUP=1)
-/// for ids with no answer. Then every number must arrive exactly once.
-fn qos2_kill9_run(durability: &str, delay: Duration) -> usize {
-    let mut b = start_quiet(&format!("durability = \"{durability}\""));
-    let sub = unique_id("crash2-sub");
-    offline_subscriber(&b, &sub, "crash2/#", 2);
-    let pub_id = unique_id("crash2-pub");
-    let (publisher, _) = persistent_v5(b.addr(), &pub_id);
-    wait_for_commit(b.addr());
-    let stream = std::thread::spawn(move || publish_numbered(publisher, "crash2/m", 2));
-    // The kill point, not a synchronisation: any moment must be safe.
-    std::thread::sleep(delay);
-    b.kill9();
-    let published = stream.join().expect("publisher thread");
-    b.launch();
-    eprintln!(
-        "qos2 {durability}, killed after {delay:?}: sent {}, completed {}, awaiting PUBCOMP {}, unanswered {}; publisher ended with {}",
-        published.sent,
-        published.done.len(),
-        published.released.len(),
-        published.unanswered.len(),
-        published.end
-    );
-    assert!(published.refused.is_empty(), "refused: {:?}", published.refused);
-
-    // Checked last: a lost publisher session shows up below as lost or
-    // doubled messages, which say more.
-    let (mut p, publisher_connack) = persistent_v5(b.addr(), &pub_id);
-    // Packet id order is send order.
-    let mut resume: BTreeMap<u16, (u32, bool)> = BTreeMap::new();
-    resume.extend(published.released.iter().map(|(&pid, &n)| (pid, (n, true))));
-    resume.extend(published.unanswered.iter().map(|(&pid, &n)| (pid, (n, false))));
-    for (&pid, &(n, released)) in &resume {
-        if !released {
-            p.send(&with_dup(publish5("crash2/m", &numbered(n, 4), 2, false, pid)));
-            let (got, rc) = p.read_until_keep(PUBREC).ack();
-            assert_eq!(got, pid, "PUBREC packet id");
-            assert!(rc < 0x80, "PUBREC {rc:#04x} for the resent message {n}");
-        }
-        p.send(&ack(PUBREL, pid));
-        let (got, rc) = p.read_until_keep(PUBCOMP).ack();
-        assert_eq!(got, pid, "PUBCOMP packet id");
-        // 0x92 (id not found) is right when our first PUBREL was processed
-        // and committed but its PUBCOMP was lost with the process.
-        let ok = rc == 0x00 || (released && rc == 0x92);
-        assert!(
-            ok,
-            "{durability}, killed after {delay:?}: PUBCOMP {rc:#04x} for message {n} (PUBREC before the kill: {released})"
-        );
+#[test]
+fn qos1_online_subscriber_gets_every_acknowledged_message_across_kill9() {
+    if skip_unless_tern("durable store") {
+        return;
     }
-    p.disconnect();
-
-    let (mut s, connack) = persistent_v5(b.addr(), &sub);
-    assert!(connack.session_present, "the subscriber's session is gone");
-    send_sentinel(b.addr(), "crash2/end", 2);
-    let got = numbers_until(&mut s, "crash2/end");
-    let mut times: BTreeMap<u32, usize> = BTreeMap::new();
-    for n in &got {
-        *times.entry(*n).or_default() += 1;
-    }
-    let twice: Vec<(u32, usize)> = times.iter().filter(|&(_, &k)| k > 1).map(|(&n, &k)| (n, k)).collect();
-    let lost: Vec<u32> = (0..published.sent).filter(|n| !times.contains_key(n)).collect();
-    assert!(
-        twice.is_empty(),
-        "{durability}, killed after {delay:?}: QoS 2 delivered more than once (number, times): {:?}",
-        &twice[..twice.len().min(20)]
-    );
-    assert!(
-        lost.is_empty(),
-        "{durability}, killed after {delay:?}: {} of {} completed QoS 2 messages never delivered: {:?}",
-        lost.len(),
-        published.sent,
-        &lost[..lost.len().min(20)]
-    );
-    assert!(
-        publisher_connack.session_present,
-        "{durability}, killed after {delay:?}: the publisher's session (committed before the kill) is gone"
-    );
-    published.done.len() + published.released.len()
-}
-
-fn qos2_kill9_runs(test: &str, durability: &str, runs: u64) {
-    let mut rng = XorShift::seeded(test);
-    let mut acknowledged = 0;
-    for delay in rng.kill_points(runs) {
-        acknowledged += qos2_kill9_run(durability, delay);
-    }
-    assert!(
-        acknowledged > 0,
-        "every kill came before the first PUBREC, so nothing was checked"
+    kill9_runs(
+        "qos1_online_subscriber_gets_every_acknowledged_message_across_kill9",
+        1,
+        Subscriber::Online,
+        &["batched", "strict", "batched"],
     );
 }
 
@@ -470,10 +557,11 @@ fn qos2_messages_delivered_exactly_once_across_kill9_batched() {
     if skip_unless_tern("durable store") {
         return;
     }
-    qos2_kill9_runs(
+    kill9_runs(
         "qos2_messages_delivered_exactly_once_across_kill9_batched",
-        "batched",
-        4,
+        2,
+        Subscriber::Offline,
+        &["batched"; 4],
     );
 }
 
@@ -482,7 +570,25 @@ fn qos2_messages_delivered_exactly_once_across_kill9_strict() {
     if skip_unless_tern("durable store") {
         return;
     }
-    qos2_kill9_runs("qos2_messages_delivered_exactly_once_across_kill9_strict", "strict", 1);
+    kill9_runs(
+        "qos2_messages_delivered_exactly_once_across_kill9_strict",
+        2,
+        Subscriber::Offline,
+        &["strict"],
+    );
+}
+
+#[test]
+fn qos2_online_subscriber_gets_each_message_exactly_once_across_kill9() {
+    if skip_unless_tern("durable store") {
+        return;
+    }
+    kill9_runs(
+        "qos2_online_subscriber_gets_each_message_exactly_once_across_kill9",
+        2,
+        Subscriber::Online,
+        &["batched", "strict", "batched"],
+    );
 }
 
 /// A persistent publisher's QoS 2 PUBLISH (id 42) answered with PUBREC, then
