@@ -55,6 +55,14 @@ impl Config {
             paths.extend(jwt.jwks_file.iter_mut());
             paths.extend(jwt.public_key_files.iter_mut());
         }
+        // Under systemd with StateDirectory= (the packaged unit), a relative
+        // data_dir lives there: /etc is read-only to the service.
+        if self.store.data_dir.is_relative()
+            && let Some(state) = std::env::var_os("STATE_DIRECTORY")
+            && let Some(first) = std::env::split_paths(&state).next()
+        {
+            self.store.data_dir = first.join(&self.store.data_dir);
+        }
         paths.push(&mut self.store.data_dir);
         for p in paths {
             if p.is_relative() {
