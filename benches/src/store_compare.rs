@@ -61,9 +61,17 @@ impl Setup {
         self != Setup::Mosquitto
     }
 
-    /// The `[store]` section, or none for the default.
-    fn store_toml(self) -> Option<String> {
-        let redb = |d: &str| format!("[store]\nengine = \"redb\"\ndata_dir = \"data\"\ndurability = \"{d}\"\n");
+    /// The `[store]` section, or none for the default; `extra` lines go
+    /// into it for the redb set-ups.
+    fn store_toml(self, extra: &[String]) -> Option<String> {
+        let redb = |d: &str| {
+            let mut s = format!("[store]\nengine = \"redb\"\ndata_dir = \"data\"\ndurability = \"{d}\"\n");
+            for l in extra {
+                s.push_str(l);
+                s.push('\n');
+            }
+            s
+        };
         match self {
             Setup::TernDefault | Setup::Mosquitto => None,
             Setup::Memory => Some("[store]\nengine = \"memory\"\n".into()),
@@ -116,6 +124,10 @@ pub struct StoreArgs {
     /// Skip the startup measurement.
     #[arg(long)]
     pub no_startup: bool,
+    /// A `key = value` line added to `[store]` of the redb set-ups
+    /// (repeatable), e.g. --store-option 'sync_interval = "2ms"'.
+    #[arg(long)]
+    pub store_option: Vec<String>,
     /// Tern set-up used for the startup measurement.
     #[arg(long, value_enum, default_value = "batched")]
     pub startup_setup: Setup,
@@ -189,14 +201,14 @@ struct Stopped {
     io: Option<Io>,
 }
 
-fn tern_toml(s: Setup, port: u16, queue: u64) -> String {
+fn tern_toml(s: Setup, port: u16, queue: u64, extra: &[String]) -> String {
     // Queue limits above the run's message count so nothing is dropped for
     // want of room; sys off so $SYS publishes do not touch the store.
     format!(
         "[log]\nlevel = \"warn\"\n\n[sys]\ninterval = \"0s\"\n\n[limits]\nmax_connections = 20000\n\
          max_queued_messages = {queue}\nmax_queued_bytes = \"4GiB\"\nmax_inflight = 20\n\n{}\n\
          [[listener]]\nname = \"bench\"\nbind = \"127.0.0.1:{port}\"\nallow_anonymous = true\n",
-        s.store_toml().unwrap_or_default()
+        s.store_toml(extra).unwrap_or_default()
     )
 }
 
@@ -223,7 +235,7 @@ impl Broker {
         let _ = fs::remove_file(&ready);
         let (bin, args) = if s.is_tern() {
             let conf = run.join("tern.toml");
-            fs::write(&conf, tern_toml(s, port, queue))?;
+            fs::write(&conf, tern_toml(s, port, queue, &a.store_option))?;
             let args = vec![
                 "--config".into(),
                 conf.display().to_string(),
@@ -609,7 +621,7 @@ fn print_ratios(names: &[&str], rows: &[Row], keys: &[&str], refs: &[usize]) {
                     let lo = per.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = per.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     if !rat.is_finite() || median(&row.values[r]).abs() < 1e-9 {
-                        "n/a (reference ≈ 0)".into()
+                        "–".into()
                     } else if per.len() > 1 {
                         format!("{rat:.3} ({lo:.3}–{hi:.3})")
                     } else {
@@ -894,7 +906,6 @@ async fn run_inner(a: &StoreArgs, base: &Path, commit: String) -> Result<()> {
                 &[
                     "publish_per_s",
                     "broker_cpu_per_msg",
-                    "write_bytes_per_msg",
                     "total_write_bytes_per_msg",
                     "file_bytes_per_msg",
                     "drain_per_s",
@@ -902,6 +913,7 @@ async fn run_inner(a: &StoreArgs, base: &Path, commit: String) -> Result<()> {
                 &refs,
             );
         }
+        println!("\n(– : the reference is about 0, no ratio. Per-round ratios compare runs of the same round.)");
         if a.setups.contains(&Setup::Mosquitto) {
             println!(
                 "\nMosquitto writes nothing while it queues: its persistence is a snapshot every \
@@ -962,11 +974,12 @@ mod tests {
 
     #[test]
     fn configs_size_the_queues_and_name_the_store() {
-        let t = tern_toml(Setup::Strict, 1, 101_000);
+        let t = tern_toml(Setup::Strict, 1, 101_000, &["sync_batch = 64".into()]);
         assert!(t.contains("max_queued_messages = 101000"));
         assert!(t.contains("durability = \"strict\"") && t.contains("data_dir = \"data\""));
-        assert!(!tern_toml(Setup::TernDefault, 1, 1).contains("[store]"));
-        assert!(tern_toml(Setup::Memory, 1, 1).contains("engine = \"memory\""));
+        assert!(t.contains("sync_batch = 64\n"));
+        assert!(!tern_toml(Setup::TernDefault, 1, 1, &[]).contains("[store]"));
+        assert!(tern_toml(Setup::Memory, 1, 1, &[]).contains("engine = \"memory\""));
         let m = mosquitto_conf(2, Path::new("/x/data"));
         for want in [
             "persistence true",

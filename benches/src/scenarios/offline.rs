@@ -177,6 +177,9 @@ pub struct Drained {
     pub out_of_order: u64,
     /// Subscribers whose CONNACK said session present = 1.
     pub present: usize,
+    /// Most PUBLISHes found in one read: with acks sent after every read,
+    /// about the broker's outbound window (or what it sends regardless).
+    pub max_batch: u64,
 }
 
 /// Phase 3: reconnect every subscriber without a clean start and read until
@@ -202,6 +205,7 @@ pub async fn drain(t: Target, o: &Opts, idle: Duration) -> Result<Drained> {
         d.dups += s.dups;
         d.out_of_order += s.out_of_order;
         d.present += s.present;
+        d.max_batch = d.max_batch.max(s.max_batch);
     }
     d.secs = start.elapsed().as_secs_f64();
     Ok(d)
@@ -214,10 +218,12 @@ async fn read_queue(mut c: Conn, want: u64, idle: Duration, timeout: Duration) -
     let until = TInstant::now() + timeout;
     loop {
         let mut pos = 0;
+        let mut batch = 0;
         while let Some(p) = client::next_packet(&c.rbuf, &mut pos) {
             if p.kind != client::PUBLISH {
                 continue;
             }
+            batch += 1;
             d.received += 1;
             d.dups += u64::from(p.flags & 0x08 != 0);
             let tlen = p.body.get(..2).map_or(0, |l| u16::from_be_bytes([l[0], l[1]]) as usize);
@@ -234,6 +240,7 @@ async fn read_queue(mut c: Conn, want: u64, idle: Duration, timeout: Duration) -
             }
         }
         bytes::Buf::advance(&mut c.rbuf, pos);
+        d.max_batch = d.max_batch.max(batch);
         if !acks.is_empty() {
             c.stream.write_all(&acks).await?;
             acks.clear();
@@ -339,6 +346,7 @@ pub fn drain_metrics(m: &mut Vec<Metric>, o: &Opts, d: &Drained) {
     ));
     m.push(metric("dups", "msgs", d.dups as f64, Better::Lower));
     m.push(metric("out_of_order", "msgs", d.out_of_order as f64, Better::Lower));
+    m.push(metric("drain_max_batch", "msgs", d.max_batch as f64, Better::Info));
 }
 
 /// Disk figures per message: `write_bytes` (what reached the block layer,
