@@ -6,7 +6,7 @@
 //! [`Broker`]; it does no socket I/O.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
@@ -17,6 +17,7 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::router::{FanOut, Message, RetainOutcome, Router};
 use crate::session::{Registry, Session, SessionLimits};
+use crate::store::{Store, encode_message, unix_ms};
 use crate::topic::parse_shared;
 
 /// How long a new connection waits for the one it takes over to let go.
@@ -38,6 +39,9 @@ pub struct Broker {
     /// Set once shutdown begins, so a connection that attaches after the
     /// others were kicked is kicked too.
     shutting_down: AtomicBool,
+    /// When "store is full" was last logged (broker clock), so a flood of
+    /// refusals logs once in a while, not once per message.
+    last_full_warning: AtomicU32,
 }
 
 /// A connection's hold on its session: owns the session's single owner
@@ -61,14 +65,15 @@ pub enum AttachError {
 }
 
 impl Broker {
-    pub fn new(limits: Limits) -> Broker {
+    pub fn new(limits: Limits, store: Store) -> Broker {
         let session_limits = Arc::new(SessionLimits {
             max_queued_messages: limits.max_queued_messages,
             max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
             max_inflight: limits.max_inflight,
+            store: store.clone(),
         });
         Broker {
-            router: Router::new(limits.max_retained_messages),
+            router: Router::new(limits.max_retained_messages, store),
             limits,
             registry: Registry::default(),
             metrics: Metrics::default(),
@@ -76,7 +81,12 @@ impl Broker {
             session_limits,
             clock_origin: tokio::time::Instant::now(),
             shutting_down: AtomicBool::new(false),
+            last_full_warning: AtomicU32::new(0),
         }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.session_limits.store
     }
 
     /// The broker's coarse clock: deciseconds since start, wrapping after
@@ -176,6 +186,26 @@ impl Broker {
             // A reconnect before the will delay ran out cancels the will
             // [MQTT-3.1.3-9].
             st.pending_will = None;
+            st.disconnected_at = 0;
+            let store = &self.session_limits.store;
+            if store.is_persistent() {
+                if expiry_interval > 0 {
+                    if !st.stored {
+                        // A session that outlives its connection from now
+                        // on. Its queue stays in memory only: it can be
+                        // non-empty here just after a takeover of a
+                        // connection that had asked for no session.
+                        st.stored = true;
+                        for (filter, sub) in &st.subscriptions {
+                            store.put_subscription(&session.client_id, filter, sub);
+                        }
+                    }
+                    store.put_session(&session.client_id, &Session::record(&st, None));
+                } else if st.stored {
+                    store.del_session(&session.client_id, st.queue.len() + st.outgoing.len());
+                    st.stored = false;
+                }
+            }
         }
         Metrics::add(&self.metrics.clients_connected, 1);
         let attached = Attached {
@@ -212,6 +242,15 @@ impl Broker {
             // Set before the owner lock is released, so a connection that
             // resumes the session right away is sure to cancel it.
             st.pending_will = delayed_will.as_ref().map(|(w, _)| w.clone());
+            st.disconnected_at = unix_ms();
+            if st.stored && expiry_interval > 0 {
+                let will = delayed_will
+                    .as_ref()
+                    .map(|(w, delay)| (st.disconnected_at + u64::from(*delay) * 1000, encode_message(w)));
+                self.session_limits
+                    .store
+                    .put_session(&session.client_id, &Session::record(&st, will));
+            }
             let dropped = st.queue.drop_qos0();
             Metrics::add(&self.metrics.publish_dropped, dropped as u64);
             st.generation
@@ -226,28 +265,42 @@ impl Broker {
             self.publish(&will);
         }
         if let Some((_, delay)) = delayed_will {
-            let broker = self.clone();
-            let s = session.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-                broker.fire_pending_will(&s, generation);
-            });
+            self.schedule_will(session.clone(), generation, Duration::from_secs(u64::from(delay)));
         }
 
         if expiry_interval == 0 {
             self.end_session(&session);
         } else if expiry_interval != NEVER_EXPIRES {
-            let broker = self.clone();
-            let after = Duration::from_secs(u64::from(expiry_interval));
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let current = session.state.lock().generation == generation;
-                if current {
-                    tracing::debug!(client_id = %session.client_id, "session expired");
-                    broker.end_session(&session);
-                }
-            });
+            self.schedule_expiry(session, generation, Duration::from_secs(u64::from(expiry_interval)));
         }
+    }
+
+    /// Ends `session` after `after`, unless a connection attached to it in
+    /// the meantime.
+    pub(crate) fn schedule_expiry(self: &Arc<Self>, session: Arc<Session>, generation: u64, after: Duration) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let current = session.state.lock().generation == generation;
+            if current {
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                broker.end_session(&session);
+            }
+        });
+    }
+
+    /// Publishes `session`'s pending will after `after`, unless a
+    /// connection attached to it in the meantime.
+    pub(crate) fn schedule_will(self: &Arc<Self>, session: Arc<Session>, generation: u64, after: Duration) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            broker.fire_pending_will(&session, generation);
+        });
+    }
+
+    pub(crate) fn session_limits(&self) -> &Arc<SessionLimits> {
+        &self.session_limits
     }
 
     fn fire_pending_will(&self, session: &Arc<Session>, generation: u64) {
@@ -256,7 +309,14 @@ impl Broker {
             if st.generation != generation {
                 return;
             }
-            st.pending_will.take()
+            let will = st.pending_will.take();
+            if will.is_some() && st.stored {
+                // Published now: a restart must not publish it again.
+                self.session_limits
+                    .store
+                    .put_session(&session.client_id, &Session::record(&st, None));
+            }
+            will
         };
         if let Some(will) = will {
             self.publish(&will);
@@ -271,6 +331,12 @@ impl Broker {
         }
         let (subscriptions, queued, inflight, will) = {
             let mut st = session.state.lock();
+            if st.stored {
+                st.stored = false;
+                self.session_limits
+                    .store
+                    .del_session(&session.client_id, st.queue.len() + st.outgoing.len());
+            }
             (
                 std::mem::take(&mut st.subscriptions),
                 st.queue.drain_all(),
@@ -317,7 +383,14 @@ impl Broker {
             if let Some(w) = st.will.take() {
                 wills.push(Arc::new(Message::from_will(*w, s.id)));
             }
-            wills.extend(st.pending_will.take());
+            if let Some(w) = st.pending_will.take() {
+                wills.push(w);
+                if st.stored {
+                    self.session_limits
+                        .store
+                        .put_session(&s.client_id, &Session::record(&st, None));
+                }
+            }
         }
         for w in &wills {
             self.publish(w);
@@ -330,12 +403,40 @@ impl Broker {
     /// Routes an accepted message: stores or clears it as retained, then
     /// offers it to every matching subscription.
     pub fn publish(&self, msg: &Arc<Message>) -> FanOut {
-        if msg.retain && self.router.retained.store(msg) == RetainOutcome::Full {
-            tracing::warn!(topic = %msg.topic, max = self.limits.max_retained_messages, "retained message store is full; message delivered but not retained");
+        let mut retained = (RetainOutcome::Stored, 0);
+        if msg.retain {
+            retained = self.router.retained.store(msg);
+            if retained.0 == RetainOutcome::Full {
+                tracing::warn!(topic = %msg.topic, max = self.limits.max_retained_messages, "retained message store is full; message delivered but not retained");
+            }
         }
-        let out = self.router.publish(msg);
+        let mut out = self.router.publish(msg);
+        out.written = out.written.max(retained.1);
+        if retained.0 == RetainOutcome::NoRoom {
+            out.refused += 1;
+        }
+        if out.refused > 0 {
+            self.warn_store_full(msg, out.refused);
+        }
         Metrics::add(&self.metrics.publish_dropped, out.dropped as u64);
         out
+    }
+
+    fn warn_store_full(&self, msg: &Message, refused: usize) {
+        let now = self.clock_ds();
+        let last = self.last_full_warning.load(Ordering::Relaxed);
+        if last != 0 && now.wrapping_sub(last) < 100 {
+            return;
+        }
+        self.last_full_warning.store(now.max(1), Ordering::Relaxed);
+        let (_, refusals, bytes) = self.store().stats().unwrap_or_default();
+        tracing::warn!(
+            topic = %msg.topic,
+            sessions = refused,
+            stored_bytes = bytes,
+            refused_total = refusals,
+            "store is full (store.max_bytes reached or the disk refuses writes): QoS 1/2 messages that must be stored are refused (v5: 0x97, 3.1.1: not acknowledged); QoS 0 still flows"
+        );
     }
 }
 

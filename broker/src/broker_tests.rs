@@ -11,7 +11,7 @@ use crate::codec::QoS;
 use crate::router::Subscription;
 
 fn broker() -> Arc<Broker> {
-    Arc::new(Broker::new(Limits::default()))
+    Arc::new(Broker::new(Limits::default(), crate::store::Store::default()))
 }
 
 fn msg(topic: &str, qos: QoS, origin: u64) -> Arc<Message> {
@@ -23,6 +23,7 @@ fn msg(topic: &str, qos: QoS, origin: u64) -> Arc<Message> {
         properties: None,
         expires_at: None,
         origin,
+        stored: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tern::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
 
 mod passwd_cmd;
+mod store_cmd;
 
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "A lean MQTT broker for edge hardware")]
@@ -34,6 +35,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         pid_file: PathBuf,
     },
+    /// Check or compact the store named by the configuration's [store]
+    /// section (stop the broker first: the file is locked while it runs).
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Check a configuration file and print any warnings.
     CheckConfig { file: PathBuf },
     /// Print the embedded default configuration, every key documented.
@@ -56,6 +63,14 @@ enum Command {
         #[arg(long, default_value_t = tern::auth::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreAction {
+    /// Verify checksums and decode every record; print what it holds.
+    Check,
+    /// Give the file's free pages back to the file system.
+    Compact,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,6 +119,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Reload { pid_file }) => reload(&pid_file),
+        Some(Command::Store { action }) => store_cmd::run(cli.config.as_deref(), &action),
         None => {
             if let Some(path) = &cli.pid_file {
                 std::fs::write(path, format!("{}\n", std::process::id()))

@@ -12,6 +12,7 @@ use crate::broker::Broker;
 use crate::config::{Config, ListenerProtocol};
 use crate::listener::{self, ConnTracker, ListenerSettings};
 use crate::shutdown::{Shutdown, ShutdownSignal};
+use crate::store::Store;
 use crate::sys;
 
 /// How long shutdown waits for connections to say goodbye.
@@ -41,6 +42,8 @@ pub enum ServerError {
         name: String,
         source: auth::WebhookSetupError,
     },
+    #[error("[store]")]
+    Store(#[source] crate::store::StoreError),
     #[error("listener {name}: TLS")]
     Tls {
         name: String,
@@ -59,7 +62,24 @@ pub struct BoundListener {
 
 /// Runs the broker until `stop` resolves.
 pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let broker = Arc::new(Broker::new(config.limits.clone()));
+    let opened = Store::open(&config.store).map_err(ServerError::Store)?;
+    let store = opened.store.clone();
+    let broker = Arc::new(Broker::new(config.limits.clone(), store.clone()));
+    if store.is_persistent() {
+        let started = std::time::Instant::now();
+        let r = broker.restore(opened.snapshot);
+        tracing::info!(
+            path = %crate::store::db_path(&config.store.data_dir).display(),
+            durability = ?config.store.durability,
+            sessions = r.sessions,
+            queued = r.queued,
+            retained = r.retained,
+            expired_sessions = r.expired_sessions,
+            expired_messages = r.expired_messages,
+            took_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
+    }
     let (shutdown, signal) = Shutdown::new();
     let tracker = ConnTracker::default();
 
@@ -193,6 +213,12 @@ pub async fn run(config: Config, ready_file: Option<&Path>, stop: impl Future<Ou
     shutdown.trigger();
     broker.begin_shutdown();
     tracker.wait_idle(DRAIN_TIMEOUT).await;
+    // After every connection let go of its session, so their last changes
+    // (disconnect times, delayed wills) are in the final commit.
+    store.close();
+    if let Some(thread) = opened.thread {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -30,7 +30,7 @@ pub async fn publish_loop(broker: Arc<Broker>, interval: Duration, mut shutdown:
 pub fn publish_once(broker: &Broker) {
     let m = &broker.metrics;
     let uptime = broker.started.elapsed().as_secs();
-    let values: [(&str, String); 12] = [
+    let mut values: Vec<(&str, String)> = vec![
         ("version", format!("tern {}", env!("CARGO_PKG_VERSION"))),
         ("uptime", format!("{uptime} seconds")),
         ("clients/connected", Metrics::get(&m.clients_connected).to_string()),
@@ -44,6 +44,13 @@ pub fn publish_once(broker: &Broker) {
         ("retained messages/count", broker.router.retained.len().to_string()),
         ("connections/total", Metrics::get(&m.connections_total).to_string()),
     ];
+    if let Some((commits, refused, bytes)) = broker.store().stats() {
+        values.extend([
+            ("store/commits", commits.to_string()),
+            ("store/refused", refused.to_string()),
+            ("store/bytes", bytes.to_string()),
+        ]);
+    }
     for (name, value) in values {
         let msg = Message {
             topic: ByteString::from(format!("$SYS/broker/{name}")),
@@ -53,6 +60,7 @@ pub fn publish_once(broker: &Broker) {
             properties: None,
             expires_at: None,
             origin: 0,
+            stored: Default::default(),
         };
         broker.publish(&Arc::new(msg));
     }

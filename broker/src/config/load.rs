@@ -55,6 +55,7 @@ impl Config {
             paths.extend(jwt.jwks_file.iter_mut());
             paths.extend(jwt.public_key_files.iter_mut());
         }
+        paths.push(&mut self.store.data_dir);
         for p in paths {
             if p.is_relative() {
                 *p = dir.join(&*p);
@@ -440,7 +441,10 @@ mod tests {
         std::fs::write(&path, DEFAULT_CONFIG_TOML).unwrap();
         let loaded = Config::load(&path);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(loaded.unwrap(), Config::embedded_default());
+        let mut expected = Config::embedded_default();
+        // Relative paths are relative to the file's folder.
+        expected.store.data_dir = std::env::temp_dir().join("tern-data");
+        assert_eq!(loaded.unwrap(), expected);
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod validate;
 pub use error::{ConfigError, Location};
 pub use load::DEFAULT_CONFIG_TOML;
 pub use schema::{
-    AuthConfig, Config, JwtConfig, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat, OnFailure,
-    RuntimeConfig, SysConfig, TokenIn, WebhookConfig,
+    AuthConfig, Config, Durability, JwtConfig, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat,
+    OnFailure, RuntimeConfig, StoreConfig, StoreEngine, SysConfig, TokenIn, WebhookConfig,
 };
 pub use units::{ByteSize, HumanDuration};

@@ -21,6 +21,7 @@ pub struct Config {
     pub sys: SysConfig,
     pub limits: Limits,
     pub auth: AuthConfig,
+    pub store: StoreConfig,
     /// `[[listener]]` tables; at least one is required (checked in
     /// validation, so the default value can stay empty).
     #[serde(rename = "listener")]
@@ -202,6 +203,69 @@ impl Default for SysConfig {
             interval: Duration::from_secs(10),
         }
     }
+}
+
+/// `[store]`: where sessions, queued messages and retained messages are
+/// kept, and when an acknowledgement may go out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub engine: StoreEngine,
+    /// Folder of the database file (`tern.redb`); relative to the
+    /// configuration file, or to the working directory for the embedded
+    /// default.
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// `batched`: the longest an acknowledgement waits for its commit.
+    #[serde(with = "units::duration")]
+    pub sync_interval: Duration,
+    /// `batched`: commit early once this many writes are waiting.
+    pub sync_batch: usize,
+    /// redb's page cache (its own default, 1 GiB, is more than a Pi Zero has).
+    #[serde(with = "units::bytes_u64")]
+    pub cache_size: u64,
+    /// Stored data beyond which new QoS 1/2 messages that need storing are
+    /// refused.
+    #[serde(with = "units::bytes_u64")]
+    pub max_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            engine: StoreEngine::Redb,
+            data_dir: PathBuf::from("tern-data"),
+            durability: Durability::Batched,
+            sync_interval: Duration::from_millis(10),
+            sync_batch: 1024,
+            cache_size: 4 << 20,
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    /// One redb file under `data_dir`.
+    #[default]
+    Redb,
+    /// Nothing on disk: sessions and retained messages end with the process.
+    Memory,
+}
+
+/// What an acknowledgement promises about the message it acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// On disk (fsync'd) before the ack; a commit starts as soon as
+    /// anything waits.
+    Strict,
+    /// On disk before the ack; commits grouped every `sync_interval`.
+    #[default]
+    Batched,
+    /// Acks do not wait; a kill or power cut may lose the last second.
+    None,
 }
 
 /// `[limits]`: resource caps. The defaults suit a Raspberry Pi serving a

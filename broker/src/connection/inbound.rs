@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{
     self, AckProperties, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
-use crate::router::{Message, Subscription};
+use crate::router::{FanOut, Message, Subscription};
 use crate::session::{InboundQos2, InflightStage};
 use crate::topic::{parse_shared, topic_levels, validate_filter};
 
@@ -54,6 +54,38 @@ impl Conn {
         }
     }
 
+    /// Sends an acknowledgement once store op `written` is durable (0: no
+    /// wait), after every acknowledgement held before it: acks keep the
+    /// order of the packets they answer [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+    pub(super) fn send_ack(&mut self, packet: &Packet, written: u64) {
+        if written == 0 && self.held.is_none() {
+            self.send(packet);
+            return;
+        }
+        let mut buf = bytes::BytesMut::new();
+        if let Err(e) = codec::encode(packet, self.protocol, &mut buf) {
+            conn_event!(self, tracing::Level::ERROR, error = %e, "cannot encode a packet; dropped");
+            return;
+        }
+        self.held.get_or_insert_default().push_back((written, buf.freeze()));
+    }
+
+    /// Moves held acknowledgements whose writes are durable to the write
+    /// buffer; `waker` is woken by the commit that frees the next one.
+    pub(super) fn release_held(&mut self, waker: &std::task::Waker) {
+        let Some(held) = self.held.as_mut() else { return };
+        let store = self.broker.store();
+        while let Some(&(written, _)) = held.front() {
+            if !store.poll_durable(written, waker) {
+                return;
+            }
+            if let Some((_, bytes)) = held.pop_front() {
+                self.wbuf.extend_from_slice(&bytes);
+            }
+        }
+        self.held = None;
+    }
+
     fn on_publish(&mut self, mut p: Publish) -> Result<(), CloseReason> {
         let broker = self.broker.clone();
         let limits = &broker.limits;
@@ -83,10 +115,13 @@ impl Conn {
             if state == InboundQos2::Duplicate {
                 // Already routed; the PUBREC went missing. Route once only
                 // [MQTT-4.3.3-10].
-                self.send(&Packet::PubRec(PubResp {
-                    packet_id: p.packet_id,
-                    ..Default::default()
-                }));
+                self.send_ack(
+                    &Packet::PubRec(PubResp {
+                        packet_id: p.packet_id,
+                        ..Default::default()
+                    }),
+                    0,
+                );
                 return Ok(());
             }
             if state == InboundQos2::WindowFull {
@@ -98,6 +133,7 @@ impl Conn {
         }
 
         let (packet_id, qos) = (p.packet_id, p.qos);
+        let mut written = 0;
         let reason = if p.topic.starts_with('$') {
             // $-topics belong to the server [MQTT-4.7.2-1]; clients do not
             // publish into them.
@@ -129,8 +165,17 @@ impl Conn {
             );
             ReasonCode::TOPIC_NAME_INVALID
         } else {
-            let matched = self.route(p);
-            if matched == 0 {
+            let out = self.route(p);
+            written = out.written;
+            if out.refused > 0 && qos != QoS::AtMostOnce {
+                if !self.protocol.is_v5() {
+                    // 3.1.1 cannot refuse a PUBLISH: no acknowledgement,
+                    // so the client keeps the message and sends it again
+                    // after reconnecting.
+                    return Ok(());
+                }
+                ReasonCode::QUOTA_EXCEEDED
+            } else if out.matched == 0 {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {
                 ReasonCode::SUCCESS
@@ -143,12 +188,12 @@ impl Conn {
         };
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
+            QoS::AtLeastOnce => self.send_ack(&Packet::PubAck(ack), written),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
-                    self.attached.session.qos2_received(packet_id);
+                    written = written.max(self.attached.session.qos2_received(packet_id));
                 }
-                self.send(&Packet::PubRec(ack));
+                self.send_ack(&Packet::PubRec(ack), written);
             }
         }
         Ok(())
@@ -187,7 +232,7 @@ impl Conn {
         Ok(())
     }
 
-    fn route(&mut self, p: Publish) -> usize {
+    fn route(&mut self, p: Publish) -> FanOut {
         let now = Instant::now();
         let mut props = p.properties;
         let expires_at = props
@@ -204,8 +249,9 @@ impl Conn {
             properties: (!props.is_empty()).then(|| Box::new(props)),
             expires_at,
             origin: self.attached.session.id,
+            stored: Default::default(),
         });
-        self.broker.publish(&msg).matched
+        self.broker.publish(&msg)
     }
 
     fn on_ack(&mut self, packet_id: u16, stage: InflightStage, qos: QoS) {
@@ -221,7 +267,7 @@ impl Conn {
 
     fn on_pubrec(&mut self, r: PubResp) -> Result<(), CloseReason> {
         // A refusal finishes the message: no PUBREL [MQTT-4.3.3-4].
-        let Some(known) = self.attached.session.received(r.packet_id, r.reason_code.is_error()) else {
+        let Some((known, written)) = self.attached.session.received(r.packet_id, r.reason_code.is_error()) else {
             return Ok(());
         };
         let reason = if known {
@@ -229,25 +275,32 @@ impl Conn {
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.send(&Packet::PubRel(PubResp {
-            packet_id: r.packet_id,
-            reason_code: reason,
-            ..Default::default()
-        }));
+        self.send_ack(
+            &Packet::PubRel(PubResp {
+                packet_id: r.packet_id,
+                reason_code: reason,
+                ..Default::default()
+            }),
+            written,
+        );
         Ok(())
     }
 
     fn on_pubrel(&mut self, r: PubResp) -> Result<(), CloseReason> {
-        let reason = if self.attached.session.qos2_released(r.packet_id) {
+        let released = self.attached.session.qos2_released(r.packet_id);
+        let reason = if released.is_some() {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.send(&Packet::PubComp(PubResp {
-            packet_id: r.packet_id,
-            reason_code: reason,
-            ..Default::default()
-        }));
+        self.send_ack(
+            &Packet::PubComp(PubResp {
+                packet_id: r.packet_id,
+                reason_code: reason,
+                ..Default::default()
+            }),
+            released.unwrap_or(0),
+        );
         Ok(())
     }
 
@@ -258,6 +311,7 @@ impl Conn {
         let session = self.attached.session.clone();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        let mut written = 0;
         for (filter, opts) in &s.filters {
             let share = match parse_shared(filter) {
                 Ok(share) => share,
@@ -301,7 +355,7 @@ impl Conn {
                 self.broker
                     .router
                     .subscribe(&session, filter, share.as_ref().map(|sh| (sh.group, sh.filter)), sub);
-            session.subscribed(filter, sub);
+            written = written.max(session.subscribed(filter, sub));
             if !existed {
                 crate::metrics::Metrics::add(&self.broker.metrics.subscriptions, 1);
             }
@@ -322,11 +376,14 @@ impl Conn {
             }
             codes.push(ReasonCode(qos as u8));
         }
-        self.send(&Packet::SubAck(SubAck {
-            packet_id: s.packet_id,
-            properties: AckProperties::default(),
-            reason_codes: codes,
-        }));
+        self.send_ack(
+            &Packet::SubAck(SubAck {
+                packet_id: s.packet_id,
+                properties: AckProperties::default(),
+                reason_codes: codes,
+            }),
+            written,
+        );
         // Bounded so a client that subscribes again and again without
         // reading cannot grow this list past one full retained store.
         let owed = self.replay.as_ref().map_or(0, |r| r.len());
@@ -350,9 +407,11 @@ impl Conn {
     fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), CloseReason> {
         let session = self.attached.session.clone();
         let mut codes = Vec::with_capacity(u.filters.len());
+        let mut written = 0;
         for filter in &u.filters {
             let share = parse_shared(filter).ok().flatten();
-            let removed_here = session.unsubscribed(filter);
+            let (removed_here, w) = session.unsubscribed(filter);
+            written = written.max(w);
             let removed =
                 self.broker
                     .router
@@ -364,11 +423,14 @@ impl Conn {
                 codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);
             }
         }
-        self.send(&Packet::UnsubAck(UnsubAck {
-            packet_id: u.packet_id,
-            properties: AckProperties::default(),
-            reason_codes: codes,
-        }));
+        self.send_ack(
+            &Packet::UnsubAck(UnsubAck {
+                packet_id: u.packet_id,
+                properties: AckProperties::default(),
+                reason_codes: codes,
+            }),
+            written,
+        );
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Moving queued deliveries into the write buffer, within the client's
 //! flow-control window and Maximum Packet Size.
 
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::codec::{self, Packet, PubResp, PublishParts, QoS};
@@ -17,16 +18,18 @@ impl Conn {
     ///
     /// True when it stopped at the high-water mark with deliveries left; an
     /// error when the connection has been kicked.
-    pub(super) fn pump(&mut self) -> Result<bool, CloseReason> {
+    pub(super) fn pump(&mut self, waker: &Waker) -> Result<bool, CloseReason> {
         let session = self.attached.session.clone();
         let mut st = session.state.lock();
         if let Some(code) = st.kicked {
             return Err(CloseReason::kicked(code));
         }
-        Ok(self.pump_locked(&mut st))
+        Ok(self.pump_locked(&mut st, waker))
     }
 
-    pub(super) fn pump_locked(&mut self, st: &mut SessionState) -> bool {
+    /// `waker` is woken when a QoS 2 delivery held back until its store
+    /// write is durable may go.
+    pub(super) fn pump_locked(&mut self, st: &mut SessionState, waker: &Waker) -> bool {
         if self.wbuf.len() >= WRITE_HIGH_WATER {
             return true;
         }
@@ -57,6 +60,19 @@ impl Conn {
                 // An acknowledgement reopens the window and runs the pump.
                 return false;
             }
+            if let Some(id) = front.stored_packet_id()
+                && st.outgoing.uses(id)
+            {
+                // Its fixed identifier is still taken by a message 65,535
+                // places earlier: wait for that one's acknowledgement.
+                return false;
+            }
+            if front.qos == QoS::ExactlyOnce && !self.broker.store().poll_durable(front.written, waker) {
+                // Sent before its store write is durable, a crash could
+                // have the publisher resend it and this client get it
+                // twice. The commit wakes us.
+                return false;
+            }
             if self.wbuf.len() >= WRITE_HIGH_WATER {
                 return true;
             }
@@ -71,6 +87,8 @@ impl Conn {
     fn deliver(&mut self, st: &mut SessionState, d: Delivery, now: Instant) {
         let packet_id = if d.qos == QoS::AtMostOnce {
             0
+        } else if let Some(id) = d.stored_packet_id() {
+            id
         } else {
             match st.outgoing.next_packet_id() {
                 Some(id) => id,

@@ -65,6 +65,11 @@ pub(super) struct Conn {
     /// its delivery record. Boxed: most connections never have any.
     #[expect(clippy::box_collection, reason = "8 bytes per idle connection instead of 32")]
     pub replay: Option<Box<VecDeque<Delivery>>>,
+    /// Acknowledgements waiting for their store writes to be durable,
+    /// each with the op it waits for, in the order they must be sent.
+    /// Boxed: most connections never hold any.
+    #[expect(clippy::box_collection, reason = "8 bytes per idle connection instead of 32")]
+    pub held: Option<Box<VecDeque<(u64, Bytes)>>>,
     pub stats: LocalStats,
 }
 
@@ -102,6 +107,7 @@ impl Conn {
             connect_expiry_was_zero: accepted.connect_expiry_was_zero,
             aliases: Box::default(),
             replay: None,
+            held: None,
             // An empty remainder may still hold the handshake's read buffer.
             rbuf: if accepted.rest.is_empty() {
                 BytesMut::new()
@@ -139,7 +145,8 @@ impl Conn {
     /// box, so the task stays a pointer and a few words.
     pub(super) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         loop {
-            let more = match self.pump() {
+            self.release_held(cx.waker());
+            let more = match self.pump(cx.waker()) {
                 Ok(more) => more,
                 Err(e) => return Poll::Ready(e),
             };
@@ -449,8 +456,11 @@ impl Conn {
             // DISCONNECT.
             let session = self.attached.session.clone();
             let mut st = session.state.lock();
-            self.pump_locked(&mut st);
+            self.pump_locked(&mut st, std::task::Waker::noop());
         }
+        // Acknowledgements whose store writes are durable go; the others
+        // never do, and their clients will send those messages again.
+        self.release_held(std::task::Waker::noop());
         if self.protocol.is_v5()
             && let Some(code) = reason.disconnect_code()
         {

@@ -25,6 +25,9 @@ pub struct Message {
     /// Session of the publisher, for No Local [MQTT-3.8.3-3]; 0 for the
     /// broker's own messages ($SYS, wills of ended sessions keep theirs).
     pub origin: u64,
+    /// Its record in the store, once a persistent session queued it;
+    /// deleted when the message is dropped.
+    pub stored: std::sync::OnceLock<crate::store::StoredMsg>,
 }
 
 impl Message {
@@ -52,6 +55,7 @@ impl Message {
                 .message_expiry_interval
                 .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
             origin,
+            stored: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@ pub use shared::{SharedGroup, SharedSubscriptions};
 
 use crate::codec::QoS;
 use crate::session::{Delivery, Offer, Session, SessionRef};
+use crate::store::Store;
 use crate::topic::SubscriptionTree;
 
 /// The options of one subscription, kept in the tree.
@@ -38,6 +39,21 @@ pub struct Subscription {
 pub struct FanOut {
     pub matched: usize,
     pub dropped: usize,
+    /// Sessions that could not store it (the store is full).
+    pub refused: usize,
+    /// The last store op it caused; its acknowledgement waits for it.
+    pub written: u64,
+}
+
+impl FanOut {
+    fn count(&mut self, offer: Offer) {
+        match offer {
+            Offer::Queued(written) => self.written = self.written.max(written),
+            Offer::Dropped => self.dropped += 1,
+            Offer::Refused => self.refused += 1,
+            Offer::Skipped => {}
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -48,11 +64,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(max_retained: usize) -> Router {
+    pub fn new(max_retained: usize, store: Store) -> Router {
         Router {
             subs: RwLock::new(SubscriptionTree::default()),
             shared: SharedSubscriptions::default(),
-            retained: Retained::new(max_retained),
+            retained: Retained::new(max_retained, store),
         }
     }
 
@@ -93,16 +109,12 @@ impl Router {
                     return;
                 }
                 out.matched += 1;
-                if session.0.offer(delivery_for(msg, sub, None)) == Offer::Dropped {
-                    out.dropped += 1;
-                }
+                out.count(session.0.offer(delivery_for(msg, sub, None)));
             });
         }
         self.shared.for_each_pick(&msg.topic, |group, session, sub| {
             out.matched += 1;
-            if session.offer(delivery_for(msg, &sub, Some(group.clone()))) == Offer::Dropped {
-                out.dropped += 1;
-            }
+            out.count(session.offer(delivery_for(msg, &sub, Some(group.clone()))));
         });
         out
     }
@@ -140,5 +152,7 @@ fn delivery_for(msg: &Arc<Message>, sub: &Subscription, via: Option<Arc<SharedGr
         retain: msg.retain && sub.retain_as_published,
         subscription_id: sub.id,
         via,
+        seq: 0,
+        written: 0,
     }
 }

@@ -72,15 +72,30 @@ impl Outgoing {
     }
 
     /// PUBREC received: the message is now the receiver's; from here only
-    /// PUBREL is ever resent [MQTT-4.3.3-4].
-    pub fn release(&mut self, packet_id: u16) -> bool {
+    /// PUBREL is ever resent [MQTT-4.3.3-4]. Whether the identifier is
+    /// known, and the delivery if this PUBREC released it (not a repeat).
+    pub fn release(&mut self, packet_id: u16) -> (bool, Option<&Delivery>) {
         match self.position(packet_id, InflightStage::Published) {
             Some(i) => {
                 self.items[i].stage = InflightStage::Released;
-                true
+                (true, Some(&self.items[i].delivery))
             }
-            None => self.position(packet_id, InflightStage::Released).is_some(),
+            None => (self.position(packet_id, InflightStage::Released).is_some(), None),
         }
+    }
+
+    /// Whether a message in flight uses `packet_id`.
+    pub fn uses(&self, packet_id: u16) -> bool {
+        self.items.iter().any(|i| i.packet_id == packet_id)
+    }
+
+    /// Puts back a message in flight as it was before a restart.
+    pub fn restore(&mut self, packet_id: u16, stage: InflightStage, delivery: Delivery) {
+        self.items.push_back(Inflight {
+            packet_id,
+            stage,
+            delivery,
+        });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Inflight> {

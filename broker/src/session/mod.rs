@@ -28,6 +28,7 @@ pub use registry::Registry;
 use crate::auth::Grant;
 use crate::codec::{LastWill, Protocol, QoS, ReasonCode};
 use crate::router::{Message, SharedGroup, Subscription};
+use crate::store::{DeliveryRecord, SessionRecord, Store};
 
 /// One message on its way to one session, with the options of the
 /// subscription that matched it.
@@ -41,9 +42,27 @@ pub struct Delivery {
     /// The shared subscription group that chose this session, so the message
     /// can go to another member if this session ends unacknowledged.
     pub via: Option<Arc<SharedGroup>>,
+    /// Its place in the session's stored sequence, which also gives its
+    /// packet identifier; 0 when not stored.
+    pub seq: u64,
+    /// The store op that wrote it, for QoS 2: such a message is sent only
+    /// once that op is durable, so a crash can never make a receiver see
+    /// it twice.
+    pub written: u64,
 }
 
 impl Delivery {
+    /// Its stored form, pointing at message `message`.
+    pub fn record(&self, message: u64) -> DeliveryRecord {
+        DeliveryRecord {
+            message,
+            qos: self.qos,
+            retain: self.retain,
+            released: false,
+            subscription_id: self.subscription_id,
+        }
+    }
+
     pub fn new(msg: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
         Delivery {
             msg,
@@ -51,16 +70,26 @@ impl Delivery {
             retain,
             subscription_id: None,
             via: None,
+            seq: 0,
+            written: 0,
         }
+    }
+
+    /// The packet identifier a stored delivery always goes out with, so
+    /// after a restart it is sent again under the same one [MQTT-4.4.0-1].
+    pub fn stored_packet_id(&self) -> Option<u16> {
+        (self.seq != 0).then(|| (self.seq % 65_535) as u16 + 1)
     }
 }
 
-/// Bounds applied to one session, from `[limits]`.
-#[derive(Debug, Clone, Copy)]
+/// Bounds applied to one session, from `[limits]`, and the store its
+/// changes go to when it is persistent.
+#[derive(Debug, Clone)]
 pub struct SessionLimits {
     pub max_queued_messages: usize,
     pub max_queued_bytes: usize,
     pub max_inflight: u16,
+    pub store: Store,
 }
 
 #[derive(Debug)]
@@ -104,6 +133,13 @@ pub struct SessionState {
     /// What the last connection may read: messages it may not are never
     /// queued. Kept after a disconnect, for the offline queue.
     pub acl: Grant,
+    /// Kept in the store: every change to it is written there too.
+    pub stored: bool,
+    /// The last stored sequence number given to a delivery.
+    pub last_seq: u64,
+    /// When its last connection closed, Unix ms; 0 while attached. Stored
+    /// with the session so its expiry counts the time the broker was down.
+    pub disconnected_at: u64,
 }
 
 /// A client's session. Identity is the allocation: two `Arc<Session>` are the
@@ -136,11 +172,14 @@ pub struct Session {
 /// What happened to a delivery offered to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
-    Queued,
+    /// Queued; the number of the store op that wrote it, 0 if none.
+    Queued(u64),
     /// QoS 0 to an offline session: not kept, by choice (as Mosquitto's
     /// default `queue_qos0_messages false`).
     Skipped,
     Dropped,
+    /// Not queued: it would have to be stored and the store is full.
+    Refused,
 }
 
 impl Session {
@@ -165,6 +204,9 @@ impl Session {
                 will: None,
                 pending_will: None,
                 acl: None,
+                stored: false,
+                last_seq: 0,
+                disconnected_at: 0,
             }),
             owner: Semaphore::new(1),
             keep_alive_deadline: AtomicU32::new(0),
@@ -173,7 +215,7 @@ impl Session {
     }
 
     /// Queues a delivery and wakes the connection if the queue was empty.
-    pub fn offer(&self, d: Delivery) -> Offer {
+    pub fn offer(&self, mut d: Delivery) -> Offer {
         let mut st = self.state.lock();
         if !st.online && d.qos == QoS::AtMostOnce {
             return Offer::Skipped;
@@ -183,7 +225,29 @@ impl Session {
         {
             return Offer::Skipped;
         }
+        let store = &self.limits.store;
+        let persist = st.stored && d.qos != QoS::AtMostOnce;
+        if persist {
+            if !store.has_room(d.msg.weight()) {
+                st.dropped += 1;
+                return Offer::Refused;
+            }
+            st.last_seq += 1;
+            d.seq = st.last_seq;
+        }
+        let stored = persist.then(|| (d.msg.clone(), d.record(0)));
         let was_empty = st.queue.is_empty();
+        let seq = d.seq;
+        // The write must come before the delivery can be sent, so a QoS 2
+        // delivery knows which op to wait for.
+        let written = match stored {
+            Some((msg, mut record)) => {
+                record.message = store.persist_message(&msg);
+                store.put_delivery(&self.client_id, seq, &record)
+            }
+            None => 0,
+        };
+        d.written = written;
         match st
             .queue
             .push(d, self.limits.max_queued_messages, self.limits.max_queued_bytes)
@@ -192,6 +256,9 @@ impl Session {
             PushOutcome::QueuedEvicted => st.dropped += 1,
             PushOutcome::Dropped => {
                 st.dropped += 1;
+                if seq != 0 {
+                    store.del_delivery(&self.client_id, seq);
+                }
                 return Offer::Dropped;
             }
         }
@@ -205,7 +272,7 @@ impl Session {
         if let Some(w) = waker {
             w.wake();
         }
-        Offer::Queued
+        Offer::Queued(written)
     }
 
     /// Asks the attached connection, if any, to close with `reason`. The
@@ -235,6 +302,16 @@ impl Session {
         if deadline != 0 && now >= deadline {
             self.auth_deadline.store(0, Ordering::Relaxed);
             self.kick(ReasonCode::NOT_AUTHORIZED);
+        }
+    }
+
+    /// The session's own stored record, as of now.
+    pub fn record(st: &SessionState, will: Option<(u64, Vec<u8>)>) -> SessionRecord {
+        SessionRecord {
+            protocol: st.protocol,
+            expiry_interval: st.expiry_interval,
+            disconnected_at: st.disconnected_at,
+            will,
         }
     }
 

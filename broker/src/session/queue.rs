@@ -146,6 +146,7 @@ mod tests {
             properties: None,
             expires_at: None,
             origin: 0,
+            stored: Default::default(),
         };
         Delivery::new(Arc::new(msg), qos, false)
     }
