@@ -74,15 +74,75 @@ pub fn create_all(tx: &WriteTransaction) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// The record an op writes or deletes.
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Session(&'a str),
+    Subscription(&'a str, &'a str),
+    Delivery(&'a str, u64),
+    Incoming(&'a str, u16),
+    Message(u64),
+    Retained(&'a str),
+}
+
+impl Op {
+    /// The record it writes, and its client; `None` for deletes.
+    fn written(&self) -> Option<(Key<'_>, Option<&str>)> {
+        Some(match self {
+            Op::PutSession(c, _) => (Key::Session(c), Some(c)),
+            Op::PutSubscription(c, f, _) => (Key::Subscription(c, f), Some(c)),
+            Op::PutDelivery(c, s, _) => (Key::Delivery(c, *s), Some(c)),
+            Op::PutIncoming(c, p) => (Key::Incoming(c, *p), Some(c)),
+            Op::PutMessage(id, _) => (Key::Message(*id), None),
+            Op::PutRetained(t, _) => (Key::Retained(t), None),
+            _ => return None,
+        })
+    }
+
+    fn deleted(&self) -> Option<Key<'_>> {
+        Some(match self {
+            Op::DelSubscription(c, f) => Key::Subscription(c, f),
+            Op::DelDelivery(c, s) => Key::Delivery(c, *s),
+            Op::DelIncoming(c, p) => Key::Incoming(c, *p),
+            Op::DelMessage(id) => Key::Message(*id),
+            Op::DelRetained(t) => Key::Retained(t),
+            _ => return None,
+        })
+    }
+}
+
+/// Which writes of a group need not reach the file because a later op of
+/// the same group overwrites or deletes their record: a message delivered
+/// and acknowledged within one commit interval costs no write at all,
+/// which is most of them for sessions that are online. Deletes always run
+/// (the record may predate the group).
+fn superseded(ops: &[Op]) -> Vec<bool> {
+    let mut later = std::collections::HashSet::new();
+    let mut ended = std::collections::HashSet::new();
+    let mut skip = vec![false; ops.len()];
+    for (i, op) in ops.iter().enumerate().rev() {
+        if let Op::DelSession(c) = op {
+            ended.insert(&**c);
+        } else if let Some(key) = op.deleted() {
+            later.insert(key);
+        } else if let Some((key, client)) = op.written() {
+            skip[i] = client.is_some_and(|c| ended.contains(c)) || later.contains(&key);
+            later.insert(key);
+        }
+    }
+    skip
+}
+
 /// Applies `ops` in one transaction; the caller commits it.
 pub fn apply(tx: &WriteTransaction, ops: &[Op]) -> Result<(), redb::Error> {
+    let skip = superseded(ops);
     let mut sessions = tx.open_table(SESSIONS)?;
     let mut subscriptions = tx.open_table(SUBSCRIPTIONS)?;
     let mut deliveries = tx.open_table(DELIVERIES)?;
     let mut incoming = tx.open_table(INCOMING)?;
     let mut messages = tx.open_table(MESSAGES)?;
     let mut retained = tx.open_table(RETAINED)?;
-    for op in ops {
+    for (op, _) in ops.iter().zip(skip).filter(|(_, skip)| !skip) {
         match op {
             Op::PutSession(c, r) => {
                 sessions.insert(&**c, r.as_slice())?;
