@@ -176,6 +176,16 @@ impl Broker {
             // Set under the lock that marks it online: nothing is queued for
             // this connection without its read permissions.
             st.acl = acl;
+            if let Some(grant) = st.acl.clone() {
+                // What was queued under older permissions (before a reload,
+                // or before a restart, when none are known) is checked
+                // against the new ones.
+                for d in st.queue.retain(|d| grant.can_read(&d.msg.topic)) {
+                    if d.seq != 0 {
+                        self.session_limits.store.del_delivery(&session.client_id, d.seq);
+                    }
+                }
+            }
             st.online = true;
             st.generation += 1;
             st.protocol = protocol;

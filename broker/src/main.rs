@@ -15,7 +15,7 @@ mod store_cmd;
 struct Cli {
     /// Configuration file (TOML). Without it the embedded default is used:
     /// one listener on 127.0.0.1:1883, anonymous access allowed.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Write `name protocol address` per listener to FILE once all are bound.
     #[arg(long, value_name = "FILE")]

@@ -32,6 +32,10 @@ impl Broker {
             self.router.retained.restore(Arc::new(msg));
             r.retained += 1;
         }
+        for topic in std::mem::take(&mut snapshot.expired_retained) {
+            store.del_retained(&topic, None);
+            r.expired_messages += 1;
+        }
         let mut due_wills = Vec::new();
         for stored in std::mem::take(&mut snapshot.sessions) {
             // Connected when the broker stopped: it disconnected then; the
@@ -140,10 +144,12 @@ impl Broker {
                 };
                 // What may have been sent before the stop goes again as a
                 // resend (DUP set, same identifier); PUBREL for the
-                // released ones [MQTT-4.4.0-1].
+                // released ones [MQTT-4.4.0-1]. What was queued while the
+                // client was away goes as a first send.
+                let maybe_sent = stored.record.unsent_from == 0 || *seq < stored.record.unsent_from;
                 if record.released {
                     st.outgoing.restore(packet_id, InflightStage::Released, d);
-                } else if st.outgoing.len() < max_inflight && !st.outgoing.uses(packet_id) {
+                } else if maybe_sent && st.outgoing.len() < max_inflight && !st.outgoing.uses(packet_id) {
                     st.outgoing.restore(packet_id, InflightStage::Published, d);
                 } else {
                     st.queue.push(d, usize::MAX, usize::MAX);

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// How long we wait for a broker to come up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a graceful stop may take: the broker's 5 s drain plus slack.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(12);
+
 /// Which broker implementation the suite drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -84,6 +87,18 @@ pub struct Broker {
     listeners: Vec<(String, String, SocketAddr)>,
     kind: Kind,
     exit: Option<ExitStatus>,
+    /// Processes started so far on this dir; earlier runs' stderr is kept as
+    /// `stderr.run<N>.log` so a failing restart test shows every run.
+    runs: u32,
+}
+
+/// Why a launch did not reach "ready".
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The process exited before writing its ready file.
+    Exited(ExitStatus),
+    /// Still no ready file after [`START_TIMEOUT`] (the process is killed).
+    TimedOut,
 }
 
 impl Broker {
@@ -95,9 +110,19 @@ impl Broker {
     /// A broker whose config is `fragment` plus, unless the fragment declares
     /// its own `[[listener]]`, one anonymous MQTT listener on 127.0.0.1:0.
     pub fn start_with(fragment: &str) -> Broker {
+        let mut b = Broker::prepare_with(fragment);
+        b.launch();
+        b
+    }
+
+    /// Write the config for `fragment` into a fresh temp dir without starting
+    /// anything; [`Broker::launch`] or [`Broker::try_launch`] starts it. For
+    /// tests that need files in place (e.g. a corrupt store) before the first
+    /// start.
+    pub fn prepare_with(fragment: &str) -> Broker {
         match kind() {
-            Kind::Tern => Broker::start_tern(fragment),
-            Kind::Mosquitto => Broker::start_mosquitto(fragment),
+            Kind::Tern => Broker::prepare_tern(fragment),
+            Kind::Mosquitto => Broker::prepare_mosquitto(fragment),
         }
     }
 
@@ -117,55 +142,20 @@ impl Broker {
         cfg
     }
 
-    fn start_tern(fragment: &str) -> Broker {
+    fn prepare_tern(fragment: &str) -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg_path = dir.path().join("tern.toml");
-        fs::write(&cfg_path, Broker::config_text(fragment)).expect("write config");
-        let ready = dir.path().join("ready");
-        let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
-        let child = Command::new(tern_bin())
-            .arg("--config")
-            .arg(&cfg_path)
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn tern");
-        let mut b = Broker {
-            child: Some(child),
+        fs::write(dir.path().join("tern.toml"), Broker::config_text(fragment)).expect("write config");
+        Broker {
+            child: None,
             dir,
             listeners: Vec::new(),
             kind: Kind::Tern,
             exit: None,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(text) = fs::read_to_string(&ready) {
-                b.listeners = parse_ready(&text);
-                if !b.listeners.is_empty() {
-                    break;
-                }
-            }
-            if let Some(st) = b.child.as_mut().unwrap().try_wait().expect("try_wait") {
-                panic!(
-                    "tern exited with {st} before writing the ready file; stderr:\n{}",
-                    b.stderr_log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "tern wrote no ready file within {START_TIMEOUT:?}; stderr:\n{}",
-                    b.stderr_log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            runs: 0,
         }
-        b
     }
 
-    fn start_mosquitto(fragment: &str) -> Broker {
+    fn prepare_mosquitto(fragment: &str) -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         let frag: toml::Table = toml::from_str(fragment).expect("fragment is TOML");
         let port = free_port();
@@ -201,31 +191,188 @@ impl Broker {
         }
         let cfg_path = dir.path().join("mosquitto.conf");
         fs::write(&cfg_path, conf).expect("write mosquitto.conf");
-        let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn mosquitto");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let b = Broker {
-            child: Some(child),
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("socket address");
+        Broker {
+            child: None,
             dir,
             listeners: vec![("default".into(), "mqtt".into(), addr)],
             kind: Kind::Mosquitto,
             exit: None,
+            runs: 0,
+        }
+    }
+
+    /// Start the process on this dir and wait until it listens; panics (with
+    /// its stderr) when it does not.
+    pub fn launch(&mut self) {
+        match self.try_launch() {
+            Ok(()) => {}
+            Err(LaunchError::Exited(st)) => panic!(
+                "{:?} exited with {st} before it was ready; stderr:\n{}",
+                self.kind,
+                self.stderr_log()
+            ),
+            Err(LaunchError::TimedOut) => panic!(
+                "{:?} was not ready within {START_TIMEOUT:?}; stderr:\n{}",
+                self.kind,
+                self.stderr_log()
+            ),
+        }
+    }
+
+    /// Start the process on this dir (same config, same data) and wait until
+    /// it is ready or has exited. The previous process must have exited
+    /// ([`Broker::kill9`], [`Broker::stop`]). Listener ports may change: read
+    /// [`Broker::addr`] again afterwards.
+    pub fn try_launch(&mut self) -> Result<(), LaunchError> {
+        assert!(!self.is_running(), "launch while the previous process still runs");
+        let current = self.dir.path().join("stderr.log");
+        if current.exists() {
+            let old = self.dir.path().join(format!("stderr.run{}.log", self.runs));
+            fs::rename(&current, old).expect("keep the previous run's stderr");
+        }
+        self.runs += 1;
+        self.exit = None;
+        let stderr = File::create(&current).expect("stderr file");
+        let mut cmd = match self.kind {
+            Kind::Tern => {
+                let ready = self.dir.path().join("ready");
+                // A stale ready file would make the new process look ready.
+                let _ = fs::remove_file(&ready);
+                self.listeners.clear();
+                let mut c = Command::new(tern_bin());
+                c.arg("--config").arg(self.config_path()).arg("--ready-file").arg(ready);
+                c
+            }
+            Kind::Mosquitto => {
+                let mut c = Command::new("/usr/sbin/mosquitto");
+                c.arg("-c").arg(self.dir.path().join("mosquitto.conf"));
+                c
+            }
         };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(addr).is_err() {
+        loop {
+            if self.is_ready() {
+                return Ok(());
+            }
+            if let Some(st) = self.child.as_mut().expect("just spawned").try_wait().expect("try_wait") {
+                self.exit = Some(st);
+                return Err(LaunchError::Exited(st));
+            }
             if Instant::now() > deadline {
-                panic!("mosquitto did not listen; log:\n{}", b.stderr_log());
+                self.kill9();
+                return Err(LaunchError::TimedOut);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        b
+    }
+
+    fn is_ready(&mut self) -> bool {
+        match self.kind {
+            Kind::Tern => {
+                if let Ok(text) = fs::read_to_string(self.dir.path().join("ready")) {
+                    self.listeners = parse_ready(&text);
+                }
+                !self.listeners.is_empty()
+            }
+            Kind::Mosquitto => TcpStream::connect(self.addr()).is_ok(),
+        }
+    }
+
+    /// True while the process has been started and not seen to exit.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(_) if self.exit.is_some() => false,
+            Some(c) => match c.try_wait().expect("try_wait") {
+                Some(st) => {
+                    self.exit = Some(st);
+                    false
+                }
+                None => true,
+            },
+        }
+    }
+
+    /// SIGKILL the process and reap it: a crash with no chance to flush.
+    pub fn kill9(&mut self) {
+        if !self.is_running() {
+            return;
+        }
+        self.send_signal(libc::SIGKILL);
+        let st = self
+            .wait_exit(Duration::from_secs(10))
+            .expect("a SIGKILLed process exits");
+        assert!(!st.success(), "SIGKILL ends the process with a signal, got {st}");
+    }
+
+    /// Graceful stop: SIGTERM, then the process must exit 0 within
+    /// [`STOP_TIMEOUT`] (a bound on a hang, not a speed check).
+    pub fn stop(&mut self) {
+        assert!(self.is_running(), "stop: the broker is not running");
+        self.send_signal(libc::SIGTERM);
+        let st = self.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "still running {STOP_TIMEOUT:?} after SIGTERM; stderr:\n{}",
+                self.stderr_log()
+            )
+        });
+        assert!(
+            st.success(),
+            "graceful stop exit status {st}; stderr:\n{}",
+            self.stderr_log()
+        );
+    }
+
+    /// [`Broker::kill9`] then [`Broker::launch`] on the same dir.
+    pub fn restart_after_kill9(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// [`Broker::stop`] then [`Broker::launch`] on the same dir.
+    pub fn restart_graceful(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// The config file the process runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tern.toml")
+    }
+
+    /// The store's data dir when the config leaves `[store] data_dir` at its
+    /// default (`tern-data` next to the config file).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("tern-data")
+    }
+
+    /// The redb file under the default data dir.
+    pub fn store_file(&self) -> PathBuf {
+        self.data_dir().join("tern.redb")
+    }
+
+    /// Run `tern --config <this config> store <sub>` to its end (killed
+    /// after 30 s): status, stdout, stderr.
+    pub fn store_command(&self, sub: &str) -> (ExitStatus, String, String) {
+        crate::run_to_end(
+            Command::new(tern_bin())
+                .arg("--config")
+                .arg(self.config_path())
+                .args(["store", sub])
+                // What a user sees, not a developer's backtrace.
+                .env_remove("RUST_BACKTRACE")
+                .env_remove("RUST_LIB_BACKTRACE")
+                .env_remove("RUST_LOG"),
+            Duration::from_secs(30),
+        )
     }
 
     /// Implementation this handle runs.
@@ -300,7 +447,7 @@ impl Broker {
             .expect("VmRSS in /proc/PID/status")
     }
 
-    /// Everything the broker wrote to stderr so far.
+    /// Everything the current (latest) process wrote to stderr so far.
     pub fn stderr_log(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = File::open(self.dir.path().join("stderr.log")) {
@@ -331,6 +478,16 @@ impl Drop for Broker {
             let _ = child.wait();
         }
         if std::thread::panicking() {
+            for run in 1..self.runs {
+                let mut s = String::new();
+                if let Ok(mut f) = File::open(self.dir.path().join(format!("stderr.run{run}.log"))) {
+                    let _ = f.read_to_string(&mut s);
+                }
+                eprintln!(
+                    "----- broker ({:?}) stderr, run {run} of {} -----\n{s}\n----- end -----",
+                    self.kind, self.runs
+                );
+            }
             eprintln!(
                 "----- broker ({:?}) stderr -----\n{}\n----- end broker stderr -----",
                 self.kind,

@@ -1,7 +1,9 @@
 //! Helpers for the black-box suite: start the real `tern` binary, raw MQTT byte I/O.
 //!
 //! - [`Broker`]: spawn `tern --config F --ready-file P` (or Mosquitto when
-//!   `TERN_TEST_BROKER=mosquitto`), read its listener addresses, kill on drop.
+//!   `TERN_TEST_BROKER=mosquitto`), read its listener addresses, kill on drop;
+//!   kill -9 or stop it and start it again on the same dir (config and data),
+//!   and run `tern store check|compact` on that config.
 //! - [`RawClient`]: blocking byte-level client with bounded waits.
 //! - [`packets`]: hand-written packet builders and decoders, independent of
 //!   the broker's own codec.
@@ -10,7 +12,7 @@ pub mod broker;
 pub mod packets;
 pub mod raw;
 
-pub use broker::{Broker, Kind, is_tern, kind, skip_unless_tern};
+pub use broker::{Broker, Kind, LaunchError, is_tern, kind, skip_unless_tern};
 pub use packets::*;
 pub use raw::{RawClient, TIMEOUT};
 

@@ -78,6 +78,7 @@ impl Conn {
             }
             let Some(d) = st.queue.pop_front() else { return false };
             if d.msg.is_expired(now) {
+                self.forget_stored(&d);
                 continue;
             }
             self.deliver(st, d, now);
@@ -116,12 +117,23 @@ impl Conn {
         if codec::publish_parts_len(&parts, self.protocol) > self.client_max_packet as usize {
             conn_event!(self, tracing::Level::DEBUG, topic = %d.msg.topic, "message exceeds the client's Maximum Packet Size; not sent to it");
             self.stats.dropped += 1;
+            self.forget_stored(&d);
             return;
         }
         codec::encode_publish_parts(&parts, self.protocol, &mut self.wbuf);
         self.stats.messages_sent += 1;
         if d.qos != QoS::AtMostOnce {
             st.outgoing.push(packet_id, d);
+        }
+    }
+
+    /// A stored delivery that will never be sent (expired, too large for
+    /// the client) leaves the store too.
+    fn forget_stored(&self, d: &Delivery) {
+        if d.seq != 0 {
+            self.broker
+                .store()
+                .del_delivery(&self.attached.session.client_id, d.seq);
         }
     }
 
@@ -167,7 +179,9 @@ impl Conn {
             }
         }
         for packet_id in too_large {
-            st.outgoing.complete(packet_id, InflightStage::Published);
+            if let Some(d) = st.outgoing.complete(packet_id, InflightStage::Published) {
+                self.forget_stored(&d);
+            }
             self.stats.dropped += 1;
         }
     }

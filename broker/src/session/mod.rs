@@ -307,10 +307,22 @@ impl Session {
 
     /// The session's own stored record, as of now.
     pub fn record(st: &SessionState, will: Option<(u64, Vec<u8>)>) -> SessionRecord {
+        // The queue is in sequence order and everything sent left it from
+        // the front: what is still in it was never sent.
+        let unsent_from = if st.online || st.disconnected_at == 0 {
+            0
+        } else {
+            st.queue
+                .iter()
+                .map(|d| d.seq)
+                .find(|&s| s != 0)
+                .unwrap_or(st.last_seq + 1)
+        };
         SessionRecord {
             protocol: st.protocol,
             expiry_interval: st.expiry_interval,
             disconnected_at: st.disconnected_at,
+            unsent_from,
             will,
         }
     }

@@ -40,6 +40,10 @@ impl OutQueue {
         self.bytes
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Delivery> {
+        self.items.iter()
+    }
+
     pub fn front(&self) -> Option<&Delivery> {
         self.items.front()
     }
@@ -85,6 +89,18 @@ impl OutQueue {
         self.bytes = 0;
         self.qos0 = 0;
         std::mem::take(&mut self.items)
+    }
+
+    /// Keeps only the deliveries `keep` accepts; the others, returned.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Delivery) -> bool) -> Vec<Delivery> {
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.items.len());
+        for d in self.items.drain(..) {
+            if keep(&d) { kept.push_back(d) } else { removed.push(d) }
+        }
+        self.items = kept;
+        self.recount();
+        removed
     }
 
     /// Drops QoS 0 messages, which are not kept for offline sessions.

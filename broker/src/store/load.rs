@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub messages: HashMap<u64, Option<Arc<Message>>>,
     pub message_bytes: HashMap<u64, usize>,
     pub retained: Vec<Message>,
+    /// Topics whose retained message expired while stored.
+    pub expired_retained: Vec<String>,
     pub next_message_id: u64,
     /// Bytes of all records, for `max_bytes`.
     pub bytes: i64,
@@ -108,8 +110,9 @@ pub fn load(db: &Database, path: &Path) -> Result<Snapshot, StoreError> {
     for entry in retained.range(..).map_err(err)? {
         let (k, v) = entry.map_err(err)?;
         snap.bytes += weight(k.value().len() + v.value().len());
-        if let Some(msg) = decode_message(v.value(), 0).map_err(|e| e.in_file(path))? {
-            snap.retained.push(msg);
+        match decode_message(v.value(), 0).map_err(|e| e.in_file(path))? {
+            Some(msg) => snap.retained.push(msg),
+            None => snap.expired_retained.push(k.value().to_owned()),
         }
     }
     Ok(snap)

@@ -181,6 +181,11 @@ pub struct SessionRecord {
     /// When its last connection closed (Unix ms); 0 while one was attached,
     /// which after a crash means "when the broker stopped".
     pub disconnected_at: u64,
+    /// Deliveries from this sequence number on were never sent (they were
+    /// queued when the connection closed, or after): after a restart they
+    /// go out as first sends, DUP clear. 0 while a connection is attached:
+    /// any of them may have been sent.
+    pub unsent_from: u64,
     /// A will waiting for its delay: when it is due (Unix ms) and the
     /// message.
     pub will: Option<(u64, Vec<u8>)>,
@@ -188,11 +193,12 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(22 + self.will.as_ref().map_or(0, |w| w.1.len()));
+        let mut b = Vec::with_capacity(30 + self.will.as_ref().map_or(0, |w| w.1.len()));
         b.push(VERSION);
         b.push(self.protocol as u8);
         b.extend_from_slice(&self.expiry_interval.to_le_bytes());
         b.extend_from_slice(&self.disconnected_at.to_le_bytes());
+        b.extend_from_slice(&self.unsent_from.to_le_bytes());
         if let Some((due, msg)) = &self.will {
             b.extend_from_slice(&due.to_le_bytes());
             b.extend_from_slice(msg);
@@ -201,7 +207,7 @@ impl SessionRecord {
     }
 
     pub fn decode(b: &[u8]) -> Result<SessionRecord, StoreError> {
-        if b.len() < 14 || b[0] != VERSION {
+        if b.len() < 22 || b[0] != VERSION {
             return Err(corrupt("session record of a wrong size or version"));
         }
         let protocol = match b[1] {
@@ -210,15 +216,16 @@ impl SessionRecord {
             5 => Protocol::V5,
             _ => return Err(corrupt("session record with a bad protocol level")),
         };
-        let will = match u64_at(b, 14) {
-            Some(due) => Some((due, b[22..].to_vec())),
-            None if b.len() == 14 => None,
+        let will = match u64_at(b, 22) {
+            Some(due) => Some((due, b[30..].to_vec())),
+            None if b.len() == 22 => None,
             None => return Err(corrupt("session record with a truncated will")),
         };
         Ok(SessionRecord {
             protocol,
             expiry_interval: u32_at(b, 2).unwrap_or(0),
             disconnected_at: u64_at(b, 6).unwrap_or(0),
+            unsent_from: u64_at(b, 14).unwrap_or(0),
             will,
         })
     }
@@ -299,6 +306,7 @@ mod tests {
             protocol: Protocol::V5,
             expiry_interval: 3600,
             disconnected_at: 1_700_000_000_000,
+            unsent_from: 12,
             will: Some((1_700_000_005_000, vec![1, 2, 3])),
         };
         assert_eq!(SessionRecord::decode(&s.encode()).unwrap(), s);
