@@ -694,6 +694,9 @@ async fn startup(a: &StoreArgs, base: &Path) -> Result<(Vec<&'static str>, Vec<R
         if let Some(io) = stopped.io {
             m.push(metric("fill_write_bytes", "B", io.disk_bytes() as f64, Better::Lower));
         }
+        if s.is_tern() {
+            check_and_compact(a, &run, &mut m)?;
+        }
         results[k].push(m);
         eprintln!(
             "startup: filled {} ({} B on disk)",
@@ -776,6 +779,76 @@ async fn startup(a: &StoreArgs, base: &Path) -> Result<(Vec<&'static str>, Vec<R
     }
     let names = setups.iter().map(|s| s.name()).collect();
     Ok((names, rows(setups.len(), &results)))
+}
+
+/// `tern store check` on the filled store (its counts are reported, so a
+/// reader can see what the startup had to load), then `tern store compact`
+/// on a copy, to tell live data from free pages in the file.
+fn check_and_compact(a: &StoreArgs, run: &Path, m: &mut Vec<Metric>) -> Result<()> {
+    let tern = resolve_tern(&a.tern_bin);
+    let conf = run.join("tern.toml");
+    let t0 = Instant::now();
+    let out = Command::new(&tern)
+        .args(["store", "check", "--config"])
+        .arg(&conf)
+        .output()
+        .context("tern store check")?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!(
+            "warning: tern store check failed ({}):\n{text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return Ok(());
+    }
+    m.push(metric("check_ms", "ms", ms, Better::Lower));
+    // Lines such as "  queued         100000".
+    for (label, key) in [
+        ("queued", "check_queued"),
+        ("retained", "check_retained"),
+        ("sessions", "check_sessions"),
+    ] {
+        let v = text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(label))
+                .then(|| w.next()?.parse::<f64>().ok())
+                .flatten()
+        });
+        if let Some(v) = v {
+            m.push(metric(key, "count", v, Better::Info));
+        }
+    }
+    let copy = run.with_file_name(format!(
+        "{}-compacted",
+        run.file_name()
+            .map_or("store".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    fs::create_dir_all(copy.join("data"))?;
+    fs::copy(&conf, copy.join("tern.toml"))?;
+    fs::copy(run.join("data").join("tern.redb"), copy.join("data").join("tern.redb"))?;
+    let out = Command::new(&tern)
+        .args(["store", "compact", "--config"])
+        .arg(copy.join("tern.toml"))
+        .output()
+        .context("tern store compact")?;
+    if out.status.success() {
+        m.push(metric(
+            "compacted_file_bytes",
+            "B",
+            procstat::dir_bytes(&copy.join("data")) as f64,
+            Better::Lower,
+        ));
+    } else {
+        eprintln!(
+            "warning: tern store compact failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = fs::remove_dir_all(&copy);
+    Ok(())
 }
 
 fn git_rev() -> String {
