@@ -236,7 +236,7 @@ impl Default for StoreConfig {
             engine: StoreEngine::Redb,
             data_dir: PathBuf::from("tern-data"),
             durability: Durability::Batched,
-            sync_interval: Duration::from_millis(10),
+            sync_interval: Duration::from_millis(5),
             sync_batch: 1024,
             cache_size: 4 << 20,
             max_bytes: 1 << 30,

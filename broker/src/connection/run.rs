@@ -27,6 +27,9 @@ use crate::session::Delivery;
 /// pushes back on itself through TCP, not on the broker's memory.
 pub(super) const WRITE_HIGH_WATER: usize = 64 * 1024;
 
+/// Acknowledgements held for the store beyond which a client is not read.
+const MAX_HELD: usize = 1024;
+
 /// Bytes read from one socket before other tasks get a turn: one scratch
 /// buffer, about 800 small PUBLISHes, which is also about what a
 /// subscriber drains per turn, so fan-in stays fair.
@@ -222,7 +225,11 @@ impl Conn {
                 st.waker = Some(cx.waker().clone());
             }
         }
+        // A client whose acknowledgements wait for the store (or for a
+        // store that cannot write) is not read from meanwhile: it pushes
+        // back through TCP rather than on the broker's memory.
         if self.wbuf.len() < WRITE_HIGH_WATER
+            && self.held.as_ref().is_none_or(|h| h.len() < MAX_HELD)
             && let Poll::Ready(r) = self.stream.poll_read_ready(cx)
         {
             return Poll::Ready(r.map(|()| Event::Readable).map_err(CloseReason::from));

@@ -21,8 +21,6 @@ use super::tables::{self, Op};
 
 /// With `durability = "none"`, how often a commit is made durable anyway.
 const NONE_SYNC_EVERY: Duration = Duration::from_secs(1);
-/// `batched`: a pause in submissions this long ends the gathering.
-const QUIET: Duration = Duration::from_micros(200);
 /// How long a failed commit waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -191,21 +189,13 @@ impl Writer {
                     }
                 }
                 if self.durability != Durability::Strict && !p.closing {
-                    // Gather more for one commit, up to the interval, but
-                    // only while more keeps coming: when nothing arrived
-                    // for a moment, the submitters are waiting for this
-                    // commit (a publisher with a full window), and waiting
-                    // longer would only slow them.
+                    // Gather more for one commit, up to the interval: at
+                    // most one commit per interval, however the clients
+                    // trickle in, is what spares an SD card. (`strict`
+                    // commits back to back instead.)
                     let until = Instant::now() + self.sync_interval;
-                    let quiet = QUIET.min(self.sync_interval);
                     while p.ops.len() < self.sync_batch && !p.closing {
-                        let before = p.ops.len();
-                        let now = Instant::now();
-                        if now >= until {
-                            break;
-                        }
-                        let _ = self.arrived.wait_until(&mut p, until.min(now + quiet));
-                        if p.ops.len() == before {
+                        if self.arrived.wait_until(&mut p, until).timed_out() {
                             break;
                         }
                     }
