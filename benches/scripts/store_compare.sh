@@ -33,9 +33,15 @@ md=$out/store-compare-$(date -u +%H%M%S).md
     echo "# tern-bench store-compare, $(date -u '+%F %H:%M') UTC"
     echo
     echo "- command: \`benches/scripts/store_compare.sh $rounds $*\`"
-    echo "- main at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- broker || echo ' (broker/ modified)'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- checkout at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- broker || echo ' (broker/ modified)') (tern built from it), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- $(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || true)"
     echo
 } | tee "$md"
 "$bin/tern-bench" store-compare --tern-bin "$bin/tern" --rounds "$rounds" --out "$out" "$@" | tee -a "$md"
+# Name the Markdown after the JSON the tool wrote, so the two pair up.
+json=$(sed -n 's/^wrote \(.*\.json\)$/\1/p' "$md" | tail -1)
+if [[ -n $json ]]; then
+    mv "$md" "${json%.json}.md"
+    md=${json%.json}.md
+fi
 echo "wrote $md" >&2
