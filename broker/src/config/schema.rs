@@ -237,7 +237,7 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("tern-data"),
             durability: Durability::Batched,
             sync_interval: Duration::from_millis(5),
-            sync_batch: 1024,
+            sync_batch: 256,
             cache_size: 4 << 20,
             max_bytes: 1 << 30,
         }
