@@ -28,7 +28,9 @@ for b in tern tern-bench; do
 done
 out=benches/results/$(date -u +%F)
 mkdir -p "$out"
-md=$out/store-compare-$(date -u +%H%M%S).md
+# A unique name while running: two runs back to back can start in the
+# second the previous one names its files.
+md=$(mktemp "$out/store-compare-running-XXXXXX.md")
 {
     echo "# tern-bench store-compare, $(date -u '+%F %H:%M') UTC"
     echo
