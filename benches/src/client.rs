@@ -69,7 +69,16 @@ fn frame(first: u8, body: &[u8]) -> Vec<u8> {
 /// (`--username`/`--password`), for runs against brokers that check them.
 pub static CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
 
-pub fn encode_connect(proto: Proto, client_id: &str, keep_alive: u16, clean: bool) -> Vec<u8> {
+/// CONNECT with a v5 Session Expiry Interval property (0x11) when
+/// `session_expiry` is set; 3.1.1 has no such property (a persistent session
+/// there is `clean = false`).
+pub fn encode_connect_session(
+    proto: Proto,
+    client_id: &str,
+    keep_alive: u16,
+    clean: bool,
+    session_expiry: Option<u32>,
+) -> Vec<u8> {
     let creds = CREDENTIALS.get();
     let mut b = Vec::with_capacity(32 + client_id.len());
     put_str(&mut b, b"MQTT");
@@ -81,7 +90,14 @@ pub fn encode_connect(proto: Proto, client_id: &str, keep_alive: u16, clean: boo
     b.push(flags);
     b.extend_from_slice(&keep_alive.to_be_bytes());
     if proto == Proto::V5 {
-        b.push(0); // no properties
+        match session_expiry {
+            Some(e) => {
+                b.push(5); // properties length
+                b.push(0x11);
+                b.extend_from_slice(&e.to_be_bytes());
+            }
+            None => b.push(0), // no properties
+        }
     }
     put_str(&mut b, client_id.as_bytes());
     if let Some((user, password)) = creds {
@@ -252,6 +268,23 @@ pub const READ_CHUNK: usize = 256 * 1024;
 
 impl Conn {
     pub async fn connect(addr: SocketAddr, proto: Proto, client_id: &str, keep_alive: u16) -> Result<Conn> {
+        Ok(Conn::connect_session(addr, proto, client_id, keep_alive, true, None)
+            .await?
+            .0)
+    }
+
+    /// Connect with the given clean flag (v5: Clean Start) and, for v5, a
+    /// Session Expiry Interval; returns the CONNACK's session-present flag.
+    /// Packets the broker sends right after the CONNACK (a resumed session's
+    /// queue) stay in `rbuf`.
+    pub async fn connect_session(
+        addr: SocketAddr,
+        proto: Proto,
+        client_id: &str,
+        keep_alive: u16,
+        clean: bool,
+        session_expiry: Option<u32>,
+    ) -> Result<(Conn, bool)> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connect {addr}"))?;
@@ -263,14 +296,20 @@ impl Conn {
             proto,
         };
         c.stream
-            .write_all(&encode_connect(proto, client_id, keep_alive, true))
+            .write_all(&encode_connect_session(
+                proto,
+                client_id,
+                keep_alive,
+                clean,
+                session_expiry,
+            ))
             .await?;
         let (kind, body) = c.expect_one(Duration::from_secs(10)).await?;
         if kind != CONNACK {
             bail!("expected CONNACK, got packet type {kind}");
         }
         match body.get(1) {
-            Some(0) => Ok(c),
+            Some(0) => Ok((c, body.first().is_some_and(|f| f & 1 == 1))),
             code => bail!("CONNACK refused: {code:?}"),
         }
     }
@@ -397,6 +436,17 @@ mod tests {
                 assert!(next_packet(&out, &mut pos).is_none());
             }
         }
+    }
+
+    #[test]
+    fn connect_carries_session_expiry() {
+        let f = encode_connect_session(Proto::V5, "c", 60, false, Some(3600));
+        // header(2) + "MQTT"(6) + level + flags + keep alive(2) + props
+        assert_eq!(f[9], 0, "clean start off");
+        assert_eq!(&f[12..18], &[5, 0x11, 0, 0, 0x0e, 0x10]);
+        let f = encode_connect_session(Proto::V311, "c", 60, false, Some(3600));
+        assert_eq!(f[9], 0);
+        assert_eq!(&f[12..15], &[0, 1, b'c'], "no properties in 3.1.1");
     }
 
     #[test]

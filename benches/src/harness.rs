@@ -488,7 +488,7 @@ async fn one_round(args: &CompareArgs, round: usize, dir: &Path) -> Result<[Vec<
 /// belongs to other tenants: wait (bounded) for a half-second window with
 /// less than `max_foreign` cores of it, so a retry does not land in the same
 /// neighbour's compile burst. Returns whether it got quiet.
-async fn wait_quiet(max_foreign: f64, limit: Duration) -> bool {
+pub async fn wait_quiet(max_foreign: f64, limit: Duration) -> bool {
     let window = Duration::from_millis(500);
     let until = Instant::now() + limit;
     while Instant::now() < until {
@@ -508,7 +508,7 @@ async fn wait_quiet(max_foreign: f64, limit: Duration) -> bool {
 
 /// The default path is relative to the workspace root; accept it from
 /// `benches/` too.
-fn resolve_tern(p: &Path) -> PathBuf {
+pub fn resolve_tern(p: &Path) -> PathBuf {
     if p.is_relative() && !p.exists() {
         let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p);
         if alt.exists() {

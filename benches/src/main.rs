@@ -1,11 +1,12 @@
-//! tern-bench: MQTT load generator (`run`) and Tern-vs-Mosquitto harness
-//! (`compare`).
+//! tern-bench: MQTT load generator (`run`), Tern-vs-Mosquitto harness
+//! (`compare`) and durable-storage comparison (`store-compare`).
 
 mod client;
 mod harness;
 mod procstat;
 mod report;
 mod scenarios;
+mod store_compare;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use client::Proto;
-use scenarios::{Target, flow, idle, print_metrics, retained, topics};
+use scenarios::{Target, flow, idle, offline, print_metrics, retained, topics};
 
 #[derive(Parser)]
 #[command(name = "tern-bench", about = "MQTT load generator and broker comparison harness")]
@@ -34,6 +35,9 @@ enum Cmd {
     },
     /// Start two brokers, alternate them over rounds, report medians and ratios.
     Compare(harness::CompareArgs),
+    /// Durable storage: offline QoS 1 queueing, disk bytes per message and
+    /// startup on a full store, Tern's store set-ups vs Mosquitto's persistence.
+    StoreCompare(store_compare::StoreArgs),
 }
 
 #[derive(Args)]
@@ -141,6 +145,38 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         window: usize,
     },
+    /// Persistent subscribers go offline, then N QoS 1 messages are queued
+    /// for them (msg/s until the last PUBACK); then they reconnect and drain.
+    #[command(name = "offline-qos1")]
+    OfflineQos1 {
+        /// Messages published in all.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 10)]
+        pubs: usize,
+        /// Persistent subscribers; publisher i's topic goes to subscriber i mod S.
+        #[arg(long, default_value_t = 1)]
+        subs: usize,
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        #[arg(long, default_value_t = 20)]
+        window: usize,
+        /// v5 Session Expiry Interval, seconds (3.1.1: clean session = false).
+        #[arg(long, default_value_t = 3600)]
+        expiry: u32,
+        /// Client id prefix of the subscribers (`<prefix>-sub<j>`).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Do not reconnect the subscribers to read their queues.
+        #[arg(long)]
+        no_drain: bool,
+        /// Seconds a phase may take at most.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
+        /// The broker's data directory: its size after publishing is reported.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
     /// Subscribe to a tree of N exact topics, then publish across all of them.
     Topics {
         #[arg(long, default_value_t = 100_000)]
@@ -197,6 +233,31 @@ async fn run(t: Target, s: Scenario, json: bool) -> Result<()> {
             payload,
             window,
         } => ("retained", retained::run(t, topics, payload, window).await?),
+        Scenario::OfflineQos1 {
+            messages,
+            pubs,
+            subs,
+            payload,
+            window,
+            expiry,
+            prefix,
+            no_drain,
+            timeout,
+            data_dir,
+        } => {
+            let o = offline::Opts {
+                messages,
+                pubs,
+                subs,
+                payload,
+                window,
+                expiry,
+                prefix: prefix.unwrap_or_else(|| scenarios::client_id("off", 0)),
+                drain: !no_drain,
+                timeout: Duration::from_secs_f64(timeout),
+            };
+            ("offline-qos1", offline::run(t, &o, data_dir).await?)
+        }
         Scenario::Topics {
             topics: n,
             pubs,
@@ -218,6 +279,10 @@ fn main() -> Result<()> {
         Cmd::Run { common, .. } => common.threads,
         Cmd::Compare(a) => {
             // The generator gets its own core, apart from the broker's.
+            procstat::pin_self(a.gen_cpu)?;
+            1
+        }
+        Cmd::StoreCompare(a) => {
             procstat::pin_self(a.gen_cpu)?;
             1
         }
@@ -247,6 +312,7 @@ fn main() -> Result<()> {
                 run(t, scenario, common.json).await
             }
             Cmd::Compare(a) => harness::compare(a).await,
+            Cmd::StoreCompare(a) => store_compare::run(a).await,
         }
     })
 }

@@ -57,6 +57,93 @@ pub fn proc_mem(pid: u32) -> Result<Mem> {
     })
 }
 
+/// Counters from `/proc/PID/io`, bytes.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Io {
+    /// Bytes passed to read-like syscalls (sockets included).
+    pub rchar: u64,
+    /// Bytes passed to write-like syscalls: files *and sockets* (a broker's
+    /// PUBACKs and deliveries count here), not mmap stores.
+    pub wchar: u64,
+    /// Bytes this process caused to be fetched from storage.
+    pub read_bytes: u64,
+    /// Bytes this process caused to be sent to storage: page-cache pages it
+    /// dirtied (counted when dirtied; a page dirtied again before writeback
+    /// counts once), so after an fsync the next change counts again.
+    pub write_bytes: u64,
+    /// Dirty page-cache bytes that were never written because the file was
+    /// truncated or deleted first.
+    pub cancelled_write_bytes: u64,
+}
+
+impl Io {
+    /// Bytes that reached (or will reach) the disk: written minus cancelled.
+    pub fn disk_bytes(&self) -> i64 {
+        self.write_bytes as i64 - self.cancelled_write_bytes as i64
+    }
+
+    pub fn since(&self, earlier: &Io) -> Io {
+        Io {
+            rchar: self.rchar.saturating_sub(earlier.rchar),
+            wchar: self.wchar.saturating_sub(earlier.wchar),
+            read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes),
+            write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes),
+            cancelled_write_bytes: self.cancelled_write_bytes.saturating_sub(earlier.cancelled_write_bytes),
+        }
+    }
+}
+
+/// Read `/proc/PID/io` (whole process: all threads, exited ones included).
+/// Also works on a zombie that has not been reaped yet, which is how the
+/// store bench reads what a broker wrote during its shutdown.
+pub fn proc_io(pid: u32) -> Result<Io> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/io")).with_context(|| format!("read /proc/{pid}/io"))?;
+    let mut io = Io::default();
+    for line in s.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v: u64 = v.trim().parse().unwrap_or(0);
+        match k {
+            "rchar" => io.rchar = v,
+            "wchar" => io.wchar = v,
+            "read_bytes" => io.read_bytes = v,
+            "write_bytes" => io.write_bytes = v,
+            "cancelled_write_bytes" => io.cancelled_write_bytes = v,
+            _ => {}
+        }
+    }
+    Ok(io)
+}
+
+/// Total size of the regular files under `dir` (recursively), bytes; 0 if it
+/// does not exist.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Whether `path` lives on a tmpfs, where fsync costs nothing and a disk
+/// benchmark measures nothing.
+pub fn is_tmpfs(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // f_type and TMPFS_MAGIC differ in type between targets (i64 on
+    // x86_64, 32-bit on ARM), hence the casts.
+    // SAFETY: statfs writes into the zeroed struct; the path is NUL-terminated.
+    #[allow(clippy::unnecessary_cast)]
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == libc::TMPFS_MAGIC as i64
+    }
+}
+
 /// Raise RLIMIT_NOFILE as far as allowed: 10,000 idle connections need
 /// 10,000 descriptors here and in the broker, which inherits the limit.
 pub fn raise_nofile(want: u64) -> u64 {
@@ -197,5 +284,7 @@ mod tests {
         let m = proc_mem(pid).expect("mem");
         assert!(m.rss_kib > 0 && m.private_kib > 0);
         assert!(self_cpu_secs() >= 0.0);
+        let io = proc_io(pid).expect("io");
+        assert!(io.rchar > 0);
     }
 }

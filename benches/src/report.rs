@@ -80,7 +80,7 @@ fn spread_pct(v: &[f64]) -> f64 {
     }
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub fn ratio(a: f64, b: f64) -> f64 {
     if b.abs() < f64::EPSILON {
         if a.abs() < f64::EPSILON { 1.0 } else { f64::NAN }
     } else {
@@ -134,7 +134,7 @@ pub fn build(args: &CompareArgs, r: &RoundMetrics) -> Report {
     }
 }
 
-fn fmt_num(x: f64) -> String {
+pub fn fmt_num(x: f64) -> String {
     if !x.is_finite() {
         "n/a".into()
     } else if x.abs() >= 1000.0 {
@@ -292,7 +292,7 @@ pub fn chart(rep: &Report) -> String {
     s
 }
 
-fn machine() -> Machine {
+pub fn machine() -> Machine {
     let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
     let cpu_model = read("/proc/cpuinfo")
         .lines()
@@ -337,7 +337,7 @@ pub fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn now_hms() -> String {
+pub fn now_hms() -> String {
     let s = unix_secs().rem_euclid(86_400);
     format!("{:02}{:02}{:02}", s / 3600, (s / 60) % 60, s % 60)
 }

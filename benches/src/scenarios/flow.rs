@@ -72,9 +72,14 @@ pub struct Opts {
     pub rate: Option<f64>,
 }
 
-struct PubStats {
-    sent: u64,
-    acked: u64,
+/// What one publisher got done.
+pub struct PubStats {
+    pub sent: u64,
+    /// PUBACK/PUBCOMP received (refused ones included).
+    pub acked: u64,
+    /// v5 PUBACK/PUBREC with a reason code >= 0x80 (e.g. 0x97 Quota
+    /// exceeded from a full store).
+    pub refused: u64,
 }
 
 struct SubStats {
@@ -99,10 +104,10 @@ pub async fn publish(
     limit: Option<u64>,
     origin: Instant,
     deadline: TInstant,
-) -> Result<(u64, u64)> {
+) -> Result<PubStats> {
     let s = publisher(&mut conn, &templates, qos, window, rate, limit, origin, deadline).await;
     conn.abort();
-    s.map(|s| (s.sent, s.acked))
+    s
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -129,7 +134,7 @@ async fn publisher(
     let start = TInstant::now();
     let tick = Duration::from_millis(1);
     let mut next_tick = start + tick;
-    let (mut sent, mut acked, mut inflight) = (0u64, 0u64, 0u64);
+    let (mut sent, mut acked, mut inflight, mut refused) = (0u64, 0u64, 0u64, 0u64);
     let mut pkid: u16 = 0;
     let mut out: Vec<u8> = Vec::with_capacity(batch_max as usize * flen + 64);
     let mut next_tpl = 0usize;
@@ -201,15 +206,19 @@ async fn publisher(
                 client::PUBACK | client::PUBCOMP => {
                     inflight = inflight.saturating_sub(1);
                     acked += 1;
+                    refused += u64::from(p.kind == client::PUBACK && p.body.get(2).is_some_and(|rc| *rc >= 0x80));
                 }
-                client::PUBREC => client::put_ack(&mut out, client::PUBREL, p.pkid()),
+                client::PUBREC => {
+                    refused += u64::from(p.body.get(2).is_some_and(|rc| *rc >= 0x80));
+                    client::put_ack(&mut out, client::PUBREL, p.pkid())
+                }
                 client::DISCONNECT => anyhow::bail!("broker sent DISCONNECT to a publisher"),
                 _ => {}
             }
         }
         bytes::Buf::advance(&mut conn.rbuf, pos);
     }
-    Ok(PubStats { sent, acked })
+    Ok(PubStats { sent, acked, refused })
 }
 
 async fn subscriber(mut conn: Conn, origin: Instant, deadline: TInstant) -> Result<SubStats> {
@@ -299,9 +308,9 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
 
     let (mut sent, mut acked) = (0u64, 0u64);
     while let Some(r) = pub_set.join_next().await {
-        let (s, a) = r??;
-        sent += s;
-        acked += a;
+        let s = r??;
+        sent += s.sent;
+        acked += s.acked;
     }
     let mut received = 0u64;
     let mut hist = new_hist();

@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod idle;
+pub mod offline;
 pub mod retained;
 pub mod topics;
 

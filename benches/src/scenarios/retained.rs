@@ -16,7 +16,9 @@ fn topics(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("bench/ret/{}/{}", i / 100, i % 100)).collect()
 }
 
-async fn store(t: Target, n: usize, payload: usize, window: usize, origin: Instant) -> Result<()> {
+/// Publish `n` retained QoS 1 messages (topics `bench/ret/<i/100>/<i%100>`)
+/// and wait for every PUBACK; a zero `payload` clears them.
+pub async fn store(t: Target, n: usize, payload: usize, window: usize, origin: Instant) -> Result<()> {
     let c = Conn::connect(t.addr, t.proto, &client_id("retpub", 0), 600).await?;
     let tpls = topics(n)
         .iter()
@@ -24,11 +26,41 @@ async fn store(t: Target, n: usize, payload: usize, window: usize, origin: Insta
         .collect();
     let deadline = TInstant::now() + Duration::from_secs(120);
     // QoS 1: the last PUBACK means the broker has stored every message.
-    let (_, acked) = super::flow::publish(c, tpls, 1, window, None, Some(n as u64), origin, deadline).await?;
+    let acked = super::flow::publish(c, tpls, 1, window, None, Some(n as u64), origin, deadline)
+        .await?
+        .acked;
     if acked < n as u64 {
         bail!("only {acked} of {n} retained messages were acknowledged");
     }
     Ok(())
+}
+
+/// Subscribe a new client to `bench/ret/#` and count the retained messages
+/// it receives until it has `n` or nothing arrives for `idle`; returns the
+/// count and the seconds it took.
+pub async fn receive_all(t: Target, n: usize, idle: Duration) -> Result<(usize, f64)> {
+    let mut sub = Conn::connect(t.addr, t.proto, &client_id("retcount", 0), 600).await?;
+    let start = Instant::now();
+    sub.subscribe(&["bench/ret/#".to_string()], 0).await?;
+    let mut got = 0usize;
+    while got < n {
+        match tokio::time::timeout(idle, sub.fill()).await {
+            Ok(open) => {
+                if !open? {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+        let mut pos = 0;
+        while let Some(p) = client::next_packet(&sub.rbuf, &mut pos) {
+            got += usize::from(p.kind == client::PUBLISH);
+        }
+        bytes::Buf::advance(&mut sub.rbuf, pos);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sub.disconnect().await?;
+    Ok((got, secs))
 }
 
 pub async fn run(t: Target, n: usize, payload: usize, window: usize) -> Result<Vec<Metric>> {
