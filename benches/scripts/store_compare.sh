@@ -22,7 +22,7 @@ if [[ ${1:-} =~ ^[0-9]+$ ]]; then
     rounds=$1
     shift
 fi
-bin=${CARGO_TARGET_DIR:-target}/release
+bin=$(realpath -m "${CARGO_TARGET_DIR:-target}/release")
 for b in tern tern-bench; do
     [[ -x $bin/$b ]] || { echo "$bin/$b missing: cargo build --release -p tern -p tern-bench" >&2; exit 1; }
 done
