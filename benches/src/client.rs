@@ -4,14 +4,27 @@
 //! timestamp) and a parser that walks a big read buffer without allocating,
 //! so this is deliberately not a general MQTT library: it encodes only what the
 //! scenarios send and decodes just enough of what brokers answer.
+//!
+//! With `--tls-ca` every connection is TLS (rustls on ring, TLS 1.3 only):
+//! [`Stream`] hides which, and [`Conn::send`] flushes because tokio-rustls
+//! may keep part of a write in the session's buffer when the socket is full.
 
+use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Proto {
@@ -256,9 +269,169 @@ pub fn payload_ts(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// TLS settings every connection of this run uses (`--tls-ca`), set once
+/// before the first connect; unset = plain TCP.
+pub static TLS: std::sync::OnceLock<Tls> = std::sync::OnceLock::new();
+
+pub struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Tls {
+    /// Trust the PEM CA(s) in `ca_file`; `name` is the server name sent
+    /// (SNI) and checked against the certificate. TLS 1.3 only. Without
+    /// `resume`, every connection makes a full handshake (rustls would
+    /// otherwise resume with the tickets both brokers send). With no CA,
+    /// nothing the server presents is checked (`--tls-skip-verify`).
+    pub fn new(ca_file: Option<&Path>, name: &str, resume: bool) -> Result<Tls> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .context("TLS 1.3")?;
+        let mut config = match ca_file {
+            Some(ca_file) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in
+                    CertificateDer::pem_file_iter(ca_file).with_context(|| format!("read {}", ca_file.display()))?
+                {
+                    roots
+                        .add(cert.with_context(|| format!("parse {}", ca_file.display()))?)
+                        .context("add CA")?;
+                }
+                if roots.is_empty() {
+                    bail!("no certificate in {}", ca_file.display());
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            None => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SkipVerify(provider)))
+                .with_no_client_auth(),
+        };
+        if !resume {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            name: ServerName::try_from(name.to_owned()).context("--tls-name")?,
+        })
+    }
+
+    pub async fn wrap(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.connector.connect(self.name.clone(), tcp).await
+    }
+}
+
+/// Accepts any certificate and signature: the server does exactly the same
+/// work either way, and the client saves two ECDSA verifications per
+/// handshake (the chain and CertificateVerify), which is most of what makes
+/// a one-core TLS client slower than the server it measures.
+#[derive(Debug)]
+struct SkipVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// TCP connect (Nagle off: we batch frames ourselves) and, with `--tls-ca`,
+/// the TLS handshake.
+pub async fn open_stream(addr: SocketAddr) -> Result<Stream> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect {addr}"))?;
+    tcp.set_nodelay(true)?;
+    Ok(match TLS.get() {
+        Some(tls) => Stream::Tls(Box::new(
+            tls.wrap(tcp)
+                .await
+                .with_context(|| format!("TLS handshake with {addr}"))?,
+        )),
+        None => Stream::Tcp(tcp),
+    })
+}
+
+/// A plain or a TLS connection.
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connected client: the socket and a large read buffer.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     pub proto: Proto,
 }
@@ -285,25 +458,19 @@ impl Conn {
         clean: bool,
         session_expiry: Option<u32>,
     ) -> Result<(Conn, bool)> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connect {addr}"))?;
-        // We batch frames ourselves; Nagle would only add latency.
-        stream.set_nodelay(true)?;
         let mut c = Conn {
-            stream,
+            stream: open_stream(addr).await?,
             rbuf: BytesMut::with_capacity(4096),
             proto,
         };
-        c.stream
-            .write_all(&encode_connect_session(
-                proto,
-                client_id,
-                keep_alive,
-                clean,
-                session_expiry,
-            ))
-            .await?;
+        c.send(&encode_connect_session(
+            proto,
+            client_id,
+            keep_alive,
+            clean,
+            session_expiry,
+        ))
+        .await?;
         let (kind, body) = c.expect_one(Duration::from_secs(10)).await?;
         if kind != CONNACK {
             bail!("expected CONNACK, got packet type {kind}");
@@ -320,9 +487,7 @@ impl Conn {
         const PER_PACKET: usize = 200;
         let mut pkid = 1u16;
         for chunk in filters.chunks(PER_PACKET) {
-            self.stream
-                .write_all(&encode_subscribe(self.proto, pkid, chunk, qos))
-                .await?;
+            self.send(&encode_subscribe(self.proto, pkid, chunk, qos)).await?;
             let (kind, body) = self.expect_one(Duration::from_secs(30)).await?;
             if kind != SUBACK {
                 bail!("expected SUBACK, got packet type {kind}");
@@ -340,8 +505,16 @@ impl Conn {
         Ok(())
     }
 
+    /// Write all of `buf` and flush it: over TLS a write may leave records
+    /// in rustls' buffer when the socket is full, and nothing else would
+    /// push them out while we wait for the broker's answer.
+    pub async fn send(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.stream.write_all(buf).await?;
+        self.stream.flush().await
+    }
+
     /// Read exactly one packet (used only during setup, not on hot paths).
-    async fn expect_one(&mut self, timeout: Duration) -> Result<(u8, Vec<u8>)> {
+    pub async fn expect_one(&mut self, timeout: Duration) -> Result<(u8, Vec<u8>)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut pos = 0;
@@ -361,7 +534,7 @@ impl Conn {
 
     /// Round-trip a PINGREQ: proves a held connection is still served.
     pub async fn ping(&mut self) -> Result<()> {
-        self.stream.write_all(&PINGREQ_FRAME).await?;
+        self.send(&PINGREQ_FRAME).await?;
         match self.expect_one(Duration::from_secs(10)).await?.0 {
             PINGRESP => Ok(()),
             k => bail!("expected PINGRESP, got packet type {k}"),
@@ -370,7 +543,7 @@ impl Conn {
 
     /// Polite close: DISCONNECT (no will), then FIN.
     pub async fn disconnect(mut self) -> Result<()> {
-        self.stream.write_all(&DISCONNECT_FRAME).await?;
+        self.send(&DISCONNECT_FRAME).await?;
         self.stream.shutdown().await?;
         Ok(())
     }
@@ -387,7 +560,7 @@ impl Conn {
     /// client sockets do not sit in TIME_WAIT and exhaust ephemeral ports
     /// across rounds.
     pub fn abort(self) {
-        set_linger_zero(&self.stream);
+        set_linger_zero(self.stream.tcp());
     }
 }
 

@@ -15,7 +15,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use client::Proto;
-use scenarios::{Target, flow, idle, offline, print_metrics, retained, topics};
+use scenarios::{Target, flow, handshakes, idle, offline, print_metrics, retained, topics};
 
 #[derive(Parser)]
 #[command(name = "tern-bench", about = "MQTT load generator and broker comparison harness")]
@@ -60,6 +60,22 @@ struct Common {
     username: Option<String>,
     #[arg(long, global = true, default_value = "")]
     password: String,
+    /// Speak TLS 1.3 to the broker, trusting the CA certificate(s) in this
+    /// PEM file (every scenario; rustls on ring).
+    #[arg(long, global = true)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Server name sent and checked against the broker's certificate.
+    #[arg(long, global = true, default_value = "localhost")]
+    tls_name: String,
+    /// Speak TLS 1.3 but accept whatever certificate the broker presents
+    /// (benchmark only: it takes the client's signature checks out of a
+    /// handshake-rate measurement; the broker's work is unchanged).
+    #[arg(long, global = true, conflicts_with = "tls_ca")]
+    tls_skip_verify: bool,
+    /// Let TLS sessions resume with the broker's tickets (default: every
+    /// connection makes a full handshake).
+    #[arg(long, global = true)]
+    tls_resume: bool,
 }
 
 #[derive(Args, Clone)]
@@ -135,6 +151,17 @@ enum Scenario {
         /// Seconds to hold the connections open (read the broker's memory now).
         #[arg(long, default_value_t = 10.0)]
         hold: f64,
+    },
+    /// Open and close sessions as fast as C clients can for N seconds: TCP
+    /// connect, TLS handshake (with --tls-ca), CONNECT, CONNACK, DISCONNECT,
+    /// close. Reports sessions/s and connect-to-CONNACK latency.
+    Handshakes {
+        /// Sessions being set up at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
     },
     /// Store N retained messages, then time their delivery to one subscriber.
     Retained {
@@ -228,6 +255,10 @@ async fn run(t: Target, s: Scenario, json: bool) -> Result<()> {
             idle::close(held);
             return Ok(());
         }
+        Scenario::Handshakes { concurrency, duration } => (
+            "handshakes",
+            handshakes::run(t, concurrency, Duration::from_secs_f64(duration)).await?,
+        ),
         Scenario::Retained {
             topics,
             payload,
@@ -303,6 +334,10 @@ fn main() -> Result<()> {
             Cmd::Run { common, scenario } => {
                 if let Some(user) = common.username.clone() {
                     let _ = client::CREDENTIALS.set((user, common.password.clone()));
+                }
+                if common.tls_ca.is_some() || common.tls_skip_verify {
+                    let tls = client::Tls::new(common.tls_ca.as_deref(), &common.tls_name, common.tls_resume)?;
+                    let _ = client::TLS.set(tls);
                 }
                 let t = Target {
                     addr: common.addr,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant as TInstant;
 
@@ -166,7 +165,7 @@ async fn publisher(
                 templates[next_tpl].append(&mut out, pkid, ts);
                 next_tpl = (next_tpl + 1) % templates.len();
             }
-            match tokio::time::timeout_at(deadline, conn.stream.write_all(&out)).await {
+            match tokio::time::timeout_at(deadline, conn.send(&out)).await {
                 Ok(r) => r.context("publish write")?,
                 Err(_) => break,
             }
@@ -260,7 +259,7 @@ async fn subscriber(mut conn: Conn, origin: Instant, deadline: TInstant) -> Resu
         }
         bytes::Buf::advance(&mut conn.rbuf, pos);
         if !acks.is_empty() {
-            conn.stream.write_all(&acks).await?;
+            conn.send(&acks).await?;
             acks.clear();
         }
     }

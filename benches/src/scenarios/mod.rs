@@ -2,6 +2,7 @@
 //! returns named metrics; the harness decides which broker and when.
 
 pub mod flow;
+pub mod handshakes;
 pub mod idle;
 pub mod offline;
 pub mod retained;

@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant as TInstant;
 
@@ -242,7 +241,7 @@ async fn read_queue(mut c: Conn, want: u64, idle: Duration, timeout: Duration) -
         bytes::Buf::advance(&mut c.rbuf, pos);
         d.max_batch = d.max_batch.max(batch);
         if !acks.is_empty() {
-            c.stream.write_all(&acks).await?;
+            c.send(&acks).await?;
             acks.clear();
         }
         if d.received >= want {
