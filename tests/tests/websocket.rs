@@ -184,3 +184,63 @@ fn mqtt_js_over_websocket() {
         "MQTT.js: {status}\n{out}\n{err}"
     );
 }
+
+/// MQTT.js over `wss`, verifying the broker's certificate against a CA
+/// made here (passed as MQTT.js's `ca` option, so Node's own trust store
+/// plays no part): the TLS + WebSocket path a browser-style app takes.
+/// Skipped like the `ws` one without Node or the package.
+#[test]
+fn mqtt_js_over_secure_websocket() {
+    if skip_unless_tern("wss listener") {
+        return;
+    }
+    let js = workspace_dir().join("tests/js");
+    if !js.join("node_modules/mqtt").exists() {
+        eprintln!("SKIP: MQTT.js not installed (cd tests/js && npm ci)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "tern test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut server = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let cert = server.signed_by(&key, &ca_cert, &ca_key).expect("server cert");
+    let other_key = rcgen::KeyPair::generate().expect("key");
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other_ca = other.self_signed(&other_key).expect("other CA");
+    std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write");
+    std::fs::write(dir.path().join("other-ca.pem"), other_ca.pem()).expect("write");
+    std::fs::write(dir.path().join("c.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.path().join("c.key"), key.serialize_pem()).expect("write");
+    let b = Broker::start_with(&format!(
+        "[[listener]]\nname = \"wss\"\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\nallow_anonymous = true\n\
+         cert_file = {:?}\nkey_file = {:?}\n",
+        dir.path().join("c.pem"),
+        dir.path().join("c.key")
+    ));
+    let node = |ca: &str| {
+        run_to_end(
+            std::process::Command::new("node")
+                .arg(js.join("ws_roundtrip.js"))
+                .arg(format!("wss://localhost:{}/mqtt", b.port()))
+                .arg(dir.path().join(ca)),
+            Duration::from_secs(15),
+        )
+    };
+    let (status, out, err) = node("ca.pem");
+    assert!(
+        status.success() && out.trim() == "ok",
+        "MQTT.js over wss: {status}\n{out}\n{err}"
+    );
+    // The CA really is checked: trusting another one, MQTT.js refuses.
+    let (status, out, err) = node("other-ca.pem");
+    assert!(
+        !status.success() && out.trim() != "ok",
+        "MQTT.js must refuse a certificate from an unknown CA: {status}\n{out}\n{err}"
+    );
+}
