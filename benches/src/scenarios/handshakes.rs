@@ -15,22 +15,31 @@ use hdrhistogram::Histogram;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant as TInstant;
+use tokio_rustls::rustls::HandshakeKind;
 
 use super::{Better, Metric, Target, client_id, metric};
-use crate::client::{Conn, DISCONNECT_FRAME};
+use crate::client::{Conn, DISCONNECT_FRAME, Stream};
 use crate::procstat::{Sample, usage};
 
 struct Worker {
     done: u64,
     errors: u64,
+    /// TLS sessions that were resumed, or needed a HelloRetryRequest.
+    resumed: u64,
+    retried: u64,
     hist: Histogram<u64>,
 }
 
-/// One session, open to close; returns connect-to-CONNACK time.
-async fn session(t: Target, id: &str) -> Result<Duration> {
+/// One session, open to close; returns connect-to-CONNACK time and, over
+/// TLS, how the handshake went.
+async fn session(t: Target, id: &str) -> Result<(Duration, Option<HandshakeKind>)> {
     let start = Instant::now();
     let (mut c, _) = Conn::connect_session(t.addr, t.proto, id, 60, true, None).await?;
     let took = start.elapsed();
+    let kind = match &c.stream {
+        Stream::Tls(s) => s.get_ref().1.handshake_kind(),
+        Stream::Tcp(_) => None,
+    };
     c.send(&DISCONNECT_FRAME).await?;
     // The broker closes after DISCONNECT: EOF, a TLS close_notify, or a TCP
     // close without one (an error from rustls) all mean it did.
@@ -48,13 +57,15 @@ async fn session(t: Target, id: &str) -> Result<Duration> {
         bail!("broker did not close within 5 s of DISCONNECT");
     }
     drop(c);
-    Ok(took)
+    Ok((took, kind))
 }
 
 async fn worker(t: Target, w: usize, deadline: TInstant) -> Result<Worker> {
     let mut st = Worker {
         done: 0,
         errors: 0,
+        resumed: 0,
+        retried: 0,
         hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3).context("histogram")?,
     };
     let mut i = 0;
@@ -62,8 +73,10 @@ async fn worker(t: Target, w: usize, deadline: TInstant) -> Result<Worker> {
         let id = client_id(&format!("hs{w}-"), i);
         i += 1;
         match tokio::time::timeout_at(deadline, session(t, &id)).await {
-            Ok(Ok(d)) => {
+            Ok(Ok((d, kind))) => {
                 st.done += 1;
+                st.resumed += u64::from(kind == Some(HandshakeKind::Resumed));
+                st.retried += u64::from(kind == Some(HandshakeKind::FullWithHelloRetryRequest));
                 st.hist.saturating_record(d.as_nanos() as u64);
             }
             Ok(Err(e)) => {
@@ -89,12 +102,14 @@ pub async fn run(t: Target, concurrency: usize, duration: Duration) -> Result<Ve
     for w in 0..concurrency.max(1) {
         set.spawn(worker(t, w, deadline));
     }
-    let (mut done, mut errors) = (0u64, 0u64);
+    let (mut done, mut errors, mut resumed, mut retried) = (0u64, 0u64, 0u64, 0u64);
     let mut hist = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3)?;
     while let Some(r) = set.join_next().await {
         let w = r??;
         done += w.done;
         errors += w.errors;
+        resumed += w.resumed;
+        retried += w.retried;
         hist.add(&w.hist).context("merge histograms")?;
     }
     let after = Sample::take(t.broker_pid);
@@ -119,6 +134,11 @@ pub async fn run(t: Target, concurrency: usize, duration: Duration) -> Result<Ve
             Better::Info,
         ),
     ];
+    if crate::client::TLS.get().is_some() {
+        let pct = |n: u64| 100.0 * n as f64 / done.max(1) as f64;
+        m.push(metric("resumed_pct", "%", pct(resumed), Better::Info));
+        m.push(metric("hello_retry_pct", "%", pct(retried), Better::Info));
+    }
     if let Some(f) = u.foreign_cores {
         m.push(metric("foreign_cpu", "cores", f, Better::Info));
     }
