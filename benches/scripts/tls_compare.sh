@@ -157,7 +157,7 @@ pair_step() {
                 step "$s" mosquitto "$port_m" "$mp" "$r" "$a"
             fi
         done
-        worst=$(jq -s 'map(.metrics.foreign_cpu // 0) | max' "$pair")
+        worst=$(jq -s 'map(.metrics.foreign_cpu // 0) | max * 100 | round / 100' "$pair")
         if awk -v w="$worst" -v b="$best_worst" 'BEGIN {exit !(w < b)}'; then
             cp "$pair" "$best"
             best_worst=$worst

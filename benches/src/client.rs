@@ -623,6 +623,17 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_refuse_a_ca_file_without_certificates() {
+        let path = std::env::temp_dir().join(format!("tern-bench-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").expect("write");
+        let err = Tls::new(Some(&path), "localhost", false).err().expect("refused");
+        assert!(err.to_string().contains("no certificate"), "{err:#}");
+        let _ = std::fs::remove_file(&path);
+        assert!(Tls::new(None, "localhost", false).is_ok(), "--tls-skip-verify");
+        assert!(Tls::new(None, "not a name!", false).is_err(), "bad --tls-name");
+    }
+
+    #[test]
     fn varint_sizes() {
         for n in [0usize, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152] {
             let mut v = Vec::new();
