@@ -24,11 +24,74 @@
 #
 #   cargo build --release -p tern -p tern-bench
 #   benches/scripts/tls_compare.sh [ROUNDS] [SECONDS_PER_STEP]
+#   benches/scripts/tls_compare.sh --report benches/results/<date>/tls-compare-<HHMMSS>.jsonl
 #
 # On a shared machine, NICE=-10 (root) runs brokers and generator ahead of
 # other tenants' work for the few minutes of a run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# table FILE.jsonl: the Markdown table of medians and ratios from raw rows
+# (`tls_compare.sh --report FILE.jsonl` prints it again for an old run).
+table() {
+    python3 - "$1" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+want = [
+    ("hs_tls", "handshakes_per_s", "conn/s", "TLS sessions/s (handshake + CONNECT/CONNACK + close), 32 in flight"),
+    ("hs_tls", "broker_cpu_per_conn", "us", "broker CPU per TLS session"),
+    ("hs_tls", "lat_p50", "us", "TLS session: connect to CONNACK p50"),
+    ("hs_tls", "lat_p99", "us", "TLS session: connect to CONNACK p99"),
+    ("hs_tls", "broker_cpu", "cores", "broker CPU during TLS sessions"),
+    ("hs_tls", "gen_cpu", "cores", "generator CPU during TLS sessions"),
+    ("hs_tls", "resumed_pct", "%", "TLS sessions resumed (should be 0)"),
+    ("hs_tls", "hello_retry_pct", "%", "TLS handshakes with a HelloRetryRequest"),
+    ("hs_tcp", "handshakes_per_s", "conn/s", "plain TCP sessions/s (same loop, no TLS)"),
+    ("hs_tcp", "broker_cpu_per_conn", "us", "broker CPU per plain session"),
+    ("hs_tcp", "gen_cpu", "cores", "generator CPU during plain sessions"),
+    ("qos0_tls", "delivered_per_s", "msg/s", "QoS 0 10 -> 10, 64 B, over TLS"),
+    ("qos0_tls", "broker_cpu", "cores", "broker CPU, QoS 0 over TLS"),
+    ("qos0_tls", "broker_cpu_per_msg", "us", "broker CPU per delivered message, QoS 0 over TLS"),
+    ("qos0_tls", "gen_cpu", "cores", "generator CPU, QoS 0 over TLS"),
+    ("qos1_tls", "delivered_per_s", "msg/s", "QoS 1 10 -> 10, window 20, over TLS"),
+    ("qos1_tls", "broker_cpu", "cores", "broker CPU, QoS 1 over TLS"),
+    ("qos1_tls", "broker_cpu_per_msg", "us", "broker CPU per delivered message, QoS 1 over TLS"),
+    ("qos1_tls", "gen_cpu", "cores", "generator CPU, QoS 1 over TLS"),
+    ("qos0_tcp", "delivered_per_s", "msg/s", "QoS 0 10 -> 10, 64 B, plain TCP (reference)"),
+    ("qos0_tcp", "broker_cpu_per_msg", "us", "broker CPU per delivered message, QoS 0 plain TCP"),
+]
+def val(step, broker, key, r):
+    for x in rows:
+        if x["step"] == step and x["broker"] == broker and x["round"] == r:
+            return x["metrics"].get(key)
+rounds = sorted({x["round"] for x in rows})
+fmt = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+print("| step | unit | tern | mosquitto | tern / mosquitto | per round (min-max) |")
+print("|---|---|--:|--:|--:|--:|")
+for step, key, unit, label in want:
+    t = [val(step, "tern", key, r) for r in rounds]
+    m = [val(step, "mosquitto", key, r) for r in rounds]
+    if any(v is None for v in t + m):
+        continue
+    mt, mm = statistics.median(t), statistics.median(m)
+    per = [a / b for a, b in zip(t, m) if b]
+    ratio = f"{mt / mm:.2f}" if mm else "n/a"
+    rng = f"{min(per):.2f}-{max(per):.2f}" if per else "n/a"
+    print(f"| {label} | {unit} | {fmt(mt)} | {fmt(mm)} | {ratio} | {rng} |")
+foreign = [x["metrics"].get("foreign_cpu", 0) for x in rows]
+print()
+print(f"foreign_cpu (other tenants on both CPUs) in the kept runs: median {statistics.median(foreign):.2f}, max {max(foreign):.2f} cores; "
+      f"pairs run again for contention: {sum(x.get('attempts', 1) - 1 for x in rows) // 2}")
+for s in ("hs_tls", "hs_tcp"):
+    errs = sum(x["metrics"].get("errors", 0) for x in rows if x["step"] == s)
+    if errs:
+        print(f"{s}: {errs:.0f} failed sessions in all")
+PY
+}
+if [[ ${1:-} == --report ]]; then
+    table "$2"
+    exit 0
+fi
 rounds=${1:-3}
 secs=${2:-5}
 nice=${NICE:-0}
@@ -214,55 +277,6 @@ took=$(($(date +%s) - start))
     echo "- certificate: EC P-256 (prime256v1) server certificate signed by an EC P-256 CA; client: tern-bench, TLS 1.3 only (X25519 key exchange), no resumption; verifies the chain for the QoS steps, skips the checks in the handshake steps"
     echo "- brokers pinned to cpu 0, generator to cpu 1; raw data: [\`$(basename "$raw")\`]($(basename "$raw"))"
     echo
-    python3 - "$raw" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-want = [
-    ("hs_tls", "handshakes_per_s", "conn/s", "TLS sessions/s (handshake + CONNECT/CONNACK + close), 32 in flight"),
-    ("hs_tls", "broker_cpu_per_conn", "us", "broker CPU per TLS session"),
-    ("hs_tls", "lat_p50", "us", "TLS session: connect to CONNACK p50"),
-    ("hs_tls", "lat_p99", "us", "TLS session: connect to CONNACK p99"),
-    ("hs_tls", "broker_cpu", "cores", "broker CPU during TLS sessions"),
-    ("hs_tls", "gen_cpu", "cores", "generator CPU during TLS sessions"),
-    ("hs_tls", "resumed_pct", "%", "TLS sessions resumed (should be 0)"),
-    ("hs_tls", "hello_retry_pct", "%", "TLS handshakes with a HelloRetryRequest"),
-    ("hs_tcp", "handshakes_per_s", "conn/s", "plain TCP sessions/s (same loop, no TLS)"),
-    ("hs_tcp", "broker_cpu_per_conn", "us", "broker CPU per plain session"),
-    ("hs_tcp", "gen_cpu", "cores", "generator CPU during plain sessions"),
-    ("qos0_tls", "delivered_per_s", "msg/s", "QoS 0 10 -> 10, 64 B, over TLS"),
-    ("qos0_tls", "broker_cpu", "cores", "broker CPU, QoS 0 over TLS"),
-    ("qos0_tls", "gen_cpu", "cores", "generator CPU, QoS 0 over TLS"),
-    ("qos1_tls", "delivered_per_s", "msg/s", "QoS 1 10 -> 10, window 20, over TLS"),
-    ("qos1_tls", "broker_cpu", "cores", "broker CPU, QoS 1 over TLS"),
-    ("qos1_tls", "gen_cpu", "cores", "generator CPU, QoS 1 over TLS"),
-    ("qos0_tcp", "delivered_per_s", "msg/s", "QoS 0 10 -> 10, 64 B, plain TCP (reference)"),
-]
-def val(step, broker, key, r):
-    for x in rows:
-        if x["step"] == step and x["broker"] == broker and x["round"] == r:
-            return x["metrics"].get(key)
-rounds = sorted({x["round"] for x in rows})
-fmt = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
-print("| step | unit | tern | mosquitto | tern / mosquitto | per round (min-max) |")
-print("|---|---|--:|--:|--:|--:|")
-for step, key, unit, label in want:
-    t = [val(step, "tern", key, r) for r in rounds]
-    m = [val(step, "mosquitto", key, r) for r in rounds]
-    if any(v is None for v in t + m):
-        continue
-    mt, mm = statistics.median(t), statistics.median(m)
-    per = [a / b for a, b in zip(t, m) if b]
-    ratio = f"{mt / mm:.2f}" if mm else "n/a"
-    rng = f"{min(per):.2f}-{max(per):.2f}" if per else "n/a"
-    print(f"| {label} | {unit} | {fmt(mt)} | {fmt(mm)} | {ratio} | {rng} |")
-foreign = [x["metrics"].get("foreign_cpu", 0) for x in rows]
-print()
-print(f"foreign_cpu (other tenants on both CPUs) in the kept runs: median {statistics.median(foreign):.2f}, max {max(foreign):.2f} cores; "
-      f"pairs run again for contention: {sum(x.get('attempts', 1) - 1 for x in rows) // 2}")
-for s in ("hs_tls", "hs_tcp"):
-    errs = sum(x["metrics"].get("errors", 0) for x in rows if x["step"] == s)
-    if errs:
-        print(f"{s}: {errs:.0f} failed sessions in all")
-PY
+    table "$raw"
 } | tee "$md"
 echo "wrote $md and $raw" >&2
