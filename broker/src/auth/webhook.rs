@@ -281,15 +281,8 @@ impl Webhook {
             .finalize()
             .into();
         let now = Instant::now();
-        {
-            let mut cache = self.allowed.lock();
-            match cache.get(&key) {
-                Some(&until) if until > now => return Decision::Allow(None),
-                Some(_) => {
-                    cache.remove(&key);
-                }
-                None => {}
-            }
+        if self.cached(&key, now) {
+            return Decision::Allow(None);
         }
         let body = json!({
             "peer_addr": peer.ip().to_string(),
@@ -300,21 +293,7 @@ impl Webhook {
             "client_id": info.client_id,
             "clean_session": true,
         });
-        let answer = async {
-            let resp = self
-                .client
-                .post(&self.url)
-                .header("vernemq-hook", "auth_on_register")
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !resp.status().is_success() {
-                return Err(format!("HTTP {}", resp.status()));
-            }
-            resp.json::<Value>().await.map_err(|e| e.to_string())
-        }
-        .await;
+        let answer = self.call("auth_on_register", &body).await;
         let decision = match answer.as_ref().map(|v| &v["result"]) {
             Ok(Value::String(s)) if s == "ok" => Decision::Allow(None),
             Ok(Value::String(s)) if s == "next" => Decision::Next,
@@ -327,20 +306,15 @@ impl Webhook {
                     Err(e) => e.clone(),
                     Ok(v) => format!("unexpected answer {v}"),
                 };
-                tracing::warn!(webhook = %self.name, error = %why, on_failure = ?self.on_failure, "auth_on_register failed");
-                match self.on_failure {
+                match self.failed("auth_on_register", &why) {
                     OnFailure::Deny => Decision::Deny(ReasonCode::SERVER_UNAVAILABLE),
                     OnFailure::Next => Decision::Next,
                     OnFailure::Allow => Decision::Allow(None),
                 }
             }
         };
-        if decision == Decision::Allow(None) && answer.is_ok() && !self.cache_ttl.is_zero() {
-            let mut cache = self.allowed.lock();
-            if cache.len() >= 100_000 {
-                cache.retain(|_, until| *until > now);
-            }
-            cache.insert(key, now + self.cache_ttl);
+        if decision == Decision::Allow(None) && answer.is_ok() {
+            self.remember(key, now);
         }
         decision
     }

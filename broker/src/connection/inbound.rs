@@ -250,25 +250,15 @@ impl Conn {
         Ok(())
     }
 
-    fn route(&mut self, p: Publish) -> FanOut {
-        let now = Instant::now();
-        let mut props = p.properties;
-        let expires_at = props
+    fn route(&mut self, mut p: Publish) -> FanOut {
+        let expires_at = p
+            .properties
             .message_expiry_interval
             .take()
-            .map(|s| now + Duration::from_secs(u64::from(s)));
-        props.topic_alias = None;
-        props.subscription_identifiers.clear();
-        let msg = Arc::new(Message {
-            topic: p.topic,
-            payload: p.payload,
-            qos: p.qos,
-            retain: p.retain,
-            properties: (!props.is_empty()).then(|| Box::new(props)),
-            expires_at,
-            origin: self.attached.session.id,
-            stored: Default::default(),
-        });
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        p.properties.topic_alias = None;
+        p.properties.subscription_identifiers.clear();
+        let msg = Arc::new(Message::from_publish(p, expires_at, self.attached.session.id));
         self.broker.publish(&msg)
     }
 
