@@ -15,7 +15,7 @@ mod store_cmd;
 struct Cli {
     /// Configuration file (TOML). Without it the embedded default is used:
     /// one listener on 127.0.0.1:1883, anonymous access allowed.
-    #[arg(short, long, value_name = "FILE", global = true)]
+    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Write `name protocol address` per listener to FILE once all are bound.
     #[arg(long, value_name = "FILE")]
@@ -68,9 +68,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum StoreAction {
     /// Verify checksums and decode every record; print what it holds.
-    Check,
+    Check {
+        /// The broker's configuration (also accepted before `store`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Give the file's free pages back to the file system.
-    Compact,
+    Compact {
+        /// The broker's configuration (also accepted before `store`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,7 +127,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Reload { pid_file }) => reload(&pid_file),
-        Some(Command::Store { action }) => store_cmd::run(cli.config.as_deref(), &action),
+        Some(Command::Store { action }) => {
+            let (StoreAction::Check { config } | StoreAction::Compact { config }) = &action;
+            store_cmd::run(config.as_deref().or(cli.config.as_deref()), &action)
+        }
         None => {
             if let Some(path) = &cli.pid_file {
                 std::fs::write(path, format!("{}\n", std::process::id()))
@@ -219,4 +230,15 @@ fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
     );
     println!("sent SIGHUP to {pid}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Clap checks its definitions only when a command line is parsed, so
+    /// a clash (two `-c`) would otherwise show first in a user's hands.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

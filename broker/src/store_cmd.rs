@@ -19,7 +19,7 @@ pub fn run(config_path: Option<&Path>, action: &StoreAction) -> anyhow::Result<(
     let cache = usize::try_from(store.cache_size).unwrap_or(usize::MAX);
     let path = tern::store::db_path(&store.data_dir);
     match action {
-        StoreAction::Check => {
+        StoreAction::Check { .. } => {
             let s = tern::store::check(&store.data_dir, cache)?;
             println!(
                 "{}: ok\n  file bytes     {}\n  sessions       {}\n  subscriptions  {}\n  queued         {}\n  messages       {}\n  retained       {}",
@@ -32,7 +32,7 @@ pub fn run(config_path: Option<&Path>, action: &StoreAction) -> anyhow::Result<(
                 s.retained
             );
         }
-        StoreAction::Compact => {
+        StoreAction::Compact { .. } => {
             let (before, after) = tern::store::compact(&store.data_dir, cache)
                 .with_context(|| format!("cannot compact {}", path.display()))?;
             println!("{}: {before} -> {after} bytes", path.display());

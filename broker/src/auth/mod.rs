@@ -12,9 +12,10 @@ use std::sync::Arc;
 pub use acl_file::{AclFile, AclFileError, ClientAcl};
 pub use jwt::{Jwt, JwtSetupError, Verified};
 pub use password_file::{DEFAULT_ITERATIONS, PasswordFile, PasswordFileError, Verdict, hash_password};
-pub use webhook::{Webhook, WebhookSetupError};
+pub use webhook::{FilterVerdicts, PublishCheck, SubscribeCheck, SubscribeDecision, Webhook, WebhookSetupError};
 
 use crate::codec::ReasonCode;
+use crate::config::WebhookHook;
 use crate::listener::ListenerSettings;
 
 /// What the connecting client claims, as auth sources will see it.
@@ -54,7 +55,10 @@ pub type Reloadable<T> = Arc<parking_lot::RwLock<Arc<T>>>;
 impl Source {
     async fn check_connect(&self, info: &ConnectInfo<'_>, peer: std::net::SocketAddr) -> Decision {
         match self {
-            Source::Webhook(hook) => hook.auth_on_register(info, peer).await,
+            Source::Webhook(hook) if hook.serves(WebhookHook::AuthOnRegister) => {
+                hook.auth_on_register(info, peer).await
+            }
+            Source::Webhook(_) => Decision::Next,
             Source::PasswordFile(file) => {
                 let Some(user) = info.username else {
                     return Decision::Next;
@@ -158,4 +162,39 @@ async fn authenticate(
         Some(_) => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
         None => Err(ReasonCode::NOT_AUTHORIZED),
     }
+}
+
+/// The listener's webhooks that serve `hook`, in chain order.
+pub fn hooks_for(listener: &ListenerSettings, hook: WebhookHook) -> impl Iterator<Item = &Arc<Webhook>> {
+    listener.auth.iter().filter_map(move |s| match s {
+        Source::Webhook(h) if h.serves(hook) => Some(h),
+        _ => None,
+    })
+}
+
+/// Asks the publish hooks in order: the first "ok" lets the PUBLISH
+/// through, the first refusal stops it (its reason code); when all say
+/// "next" it goes through, having passed the listener's ACL already.
+pub async fn check_publish(hooks: Vec<Arc<Webhook>>, check: PublishCheck) -> Option<ReasonCode> {
+    for h in hooks {
+        match h.auth_on_publish(&check).await {
+            Decision::Allow(_) => return None,
+            Decision::Deny(code) => return Some(code),
+            Decision::Next => {}
+        }
+    }
+    None
+}
+
+/// Asks the subscribe hooks in order, as [`check_publish`] does; `None`
+/// lets every filter through as asked.
+pub async fn check_subscribe(hooks: Vec<Arc<Webhook>>, check: SubscribeCheck) -> Option<FilterVerdicts> {
+    for h in hooks {
+        match h.auth_on_subscribe(&check).await {
+            SubscribeDecision::Allow(v) => return Some(v),
+            SubscribeDecision::Deny => return Some(vec![None; check.filters.len()]),
+            SubscribeDecision::Next => {}
+        }
+    }
+    None
 }

@@ -27,6 +27,6 @@ pub use error::{ConfigError, Location};
 pub use load::DEFAULT_CONFIG_TOML;
 pub use schema::{
     AuthConfig, Config, Durability, JwtConfig, Limits, ListenerConfig, ListenerProtocol, LogConfig, LogFormat,
-    OnFailure, RuntimeConfig, StoreConfig, StoreEngine, SysConfig, TokenIn, WebhookConfig,
+    OnFailure, RuntimeConfig, StoreConfig, StoreEngine, SysConfig, TokenIn, WebhookConfig, WebhookHook,
 };
 pub use units::{ByteSize, HumanDuration};

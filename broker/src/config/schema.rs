@@ -69,6 +69,25 @@ pub struct WebhookConfig {
     /// Idle connections kept to the endpoint.
     #[serde(default = "default_webhook_pool")]
     pub max_connections: usize,
+    /// Which hooks are sent to this endpoint.
+    #[serde(default = "default_webhook_hooks")]
+    pub hooks: Vec<WebhookHook>,
+}
+
+/// A VerneMQ webhook name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookHook {
+    /// CONNECT: may the client connect.
+    AuthOnRegister,
+    /// Each PUBLISH the client sends: may it publish there.
+    AuthOnPublish,
+    /// Each SUBSCRIBE: which of its filters it may have, at what QoS.
+    AuthOnSubscribe,
+}
+
+fn default_webhook_hooks() -> Vec<WebhookHook> {
+    vec![WebhookHook::AuthOnRegister]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

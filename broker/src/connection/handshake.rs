@@ -81,6 +81,8 @@ pub struct Accepted {
     /// The client's Maximum Packet Size [MQTT-3.1.2-24].
     pub client_max_packet: u32,
     pub will: Option<LastWill>,
+    /// For the publish and subscribe webhooks.
+    pub username: Option<Box<str>>,
     pub expiry_interval: u32,
     /// Expiry as the client asked at CONNECT, to police DISCONNECT
     /// [MQTT-3.14.2-2].
@@ -193,6 +195,7 @@ pub async fn handshake<S: Transport>(
         Err(reason) => return refuse(stream, protocol, reason, "not authorised").await,
     };
     let acl = admission.acl;
+    let username: Option<Box<str>> = info.username.map(Box::from);
     if let (Some(acl), Some(will)) = (&acl, &connect.will)
         && !acl.can_write(&will.topic)
     {
@@ -299,6 +302,7 @@ pub async fn handshake<S: Transport>(
         send_window,
         client_max_packet: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
         will: connect.will,
+        username,
         expiry_interval,
         connect_expiry_was_zero: requested_expiry == 0,
         rest,

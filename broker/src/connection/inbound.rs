@@ -132,13 +132,11 @@ impl Conn {
             }
         }
 
-        let (packet_id, qos) = (p.packet_id, p.qos);
-        let mut written = 0;
-        let reason = if p.topic.starts_with('$') {
+        let refusal = if p.topic.starts_with('$') {
             // $-topics belong to the server [MQTT-4.7.2-1]; clients do not
             // publish into them.
             conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "dropping a client PUBLISH to a $ topic");
-            ReasonCode::NOT_AUTHORIZED
+            Some(ReasonCode::NOT_AUTHORIZED)
         } else if let Some(acl) = &self.acl
             && !acl.can_write(&p.topic)
         {
@@ -146,7 +144,7 @@ impl Conn {
             // no way to say it, so the message is acknowledged and dropped,
             // as Mosquitto does.
             conn_event!(self, tracing::Level::DEBUG, topic = %p.topic, "PUBLISH refused by the ACL");
-            ReasonCode::NOT_AUTHORIZED
+            Some(ReasonCode::NOT_AUTHORIZED)
         } else if topic_levels(&p.topic) > limits.max_topic_levels {
             if !self.protocol.is_v5() {
                 // 3.1.1 has no way to refuse one PUBLISH; closing is the only
@@ -163,7 +161,27 @@ impl Conn {
                 max = limits.max_topic_levels,
                 "dropping a PUBLISH deeper than limits.max_topic_levels"
             );
-            ReasonCode::TOPIC_NAME_INVALID
+            Some(ReasonCode::TOPIC_NAME_INVALID)
+        } else {
+            None
+        };
+        if refusal.is_none() {
+            match self.ask_publish_hooks(p) {
+                Some(back) => p = back,
+                // Set aside until the webhook answers.
+                None => return Ok(()),
+            }
+        }
+        self.finish_publish(p, refusal)
+    }
+
+    /// Routes an accepted PUBLISH (or refuses it with `refusal`) and
+    /// acknowledges it.
+    pub(super) fn finish_publish(&mut self, p: Publish, refusal: Option<ReasonCode>) -> Result<(), CloseReason> {
+        let (packet_id, qos) = (p.packet_id, p.qos);
+        let mut written = 0;
+        let reason = if let Some(code) = refusal {
+            code
         } else {
             let out = self.route(p);
             written = out.written;
@@ -232,25 +250,15 @@ impl Conn {
         Ok(())
     }
 
-    fn route(&mut self, p: Publish) -> FanOut {
-        let now = Instant::now();
-        let mut props = p.properties;
-        let expires_at = props
+    fn route(&mut self, mut p: Publish) -> FanOut {
+        let expires_at = p
+            .properties
             .message_expiry_interval
             .take()
-            .map(|s| now + Duration::from_secs(u64::from(s)));
-        props.topic_alias = None;
-        props.subscription_identifiers.clear();
-        let msg = Arc::new(Message {
-            topic: p.topic,
-            payload: p.payload,
-            qos: p.qos,
-            retain: p.retain,
-            properties: (!props.is_empty()).then(|| Box::new(props)),
-            expires_at,
-            origin: self.attached.session.id,
-            stored: Default::default(),
-        });
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        p.properties.topic_alias = None;
+        p.properties.subscription_identifiers.clear();
+        let msg = Arc::new(Message::from_publish(p, expires_at, self.attached.session.id));
         self.broker.publish(&msg)
     }
 
@@ -305,6 +313,21 @@ impl Conn {
     }
 
     fn on_subscribe(&mut self, s: Subscribe) -> Result<(), CloseReason> {
+        match self.ask_subscribe_hooks(s) {
+            Some(s) => self.subscribe_with(s, None),
+            // Set aside until the webhook answers.
+            None => Ok(()),
+        }
+    }
+
+    /// Subscribes to the filters of `s` that `verdicts` (a webhook's answer,
+    /// one per filter; `None`: no webhook asked) allows, at no more than the
+    /// QoS it allows.
+    pub(super) fn subscribe_with(
+        &mut self,
+        s: Subscribe,
+        verdicts: Option<crate::auth::FilterVerdicts>,
+    ) -> Result<(), CloseReason> {
         let broker = self.broker.clone();
         let limits = &broker.limits;
         let now = Instant::now();
@@ -312,7 +335,16 @@ impl Conn {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         let mut written = 0;
-        for (filter, opts) in &s.filters {
+        for (i, (filter, opts)) in s.filters.iter().enumerate() {
+            let cap = match verdicts.as_ref().map(|v| v.get(i).copied().flatten()) {
+                Some(None) => {
+                    conn_event!(self, tracing::Level::DEBUG, filter = %filter, "subscription refused by a webhook");
+                    codes.push(ReasonCode::NOT_AUTHORIZED);
+                    continue;
+                }
+                Some(Some(q)) => q,
+                None => 2,
+            };
             let share = match parse_shared(filter) {
                 Ok(share) => share,
                 Err(e) => {
@@ -343,7 +375,7 @@ impl Conn {
                     "No Local on a shared subscription [MQTT-3.8.3-4]",
                 ));
             }
-            let qos = QoS::from_u8((opts.qos as u8).min(limits.max_qos)).unwrap_or(QoS::AtMostOnce);
+            let qos = QoS::from_u8((opts.qos as u8).min(limits.max_qos).min(cap)).unwrap_or(QoS::AtMostOnce);
             let sub = Subscription {
                 qos,
                 no_local: opts.no_local,

@@ -20,6 +20,7 @@ macro_rules! conn_event {
 }
 
 mod handshake;
+mod hooks;
 mod inbound;
 mod outbound;
 mod proxy;

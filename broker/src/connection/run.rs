@@ -73,6 +73,9 @@ pub(super) struct Conn {
     /// Boxed: most connections never hold any.
     #[expect(clippy::box_collection, reason = "8 bytes per idle connection instead of 32")]
     pub held: Option<Box<VecDeque<(u64, Bytes)>>>,
+    /// Publish and subscribe webhooks: the user name they are told and the
+    /// packet waiting for an answer. `None` where the listener has none.
+    pub hooks: Option<Box<super::hooks::HookState>>,
     pub stats: LocalStats,
 }
 
@@ -93,7 +96,9 @@ impl Conn {
     pub(super) fn from_accepted(accepted: Accepted) -> Conn {
         accepted.attached.session.set_will(accepted.will.map(Box::new));
         let acl = accepted.attached.session.state.lock().acl.clone();
+        let hooks = super::hooks::HookState::for_listener(&accepted.listener, accepted.username);
         Conn {
+            hooks,
             acl,
             stream: accepted.stream,
             tls: accepted.tls,
@@ -149,6 +154,9 @@ impl Conn {
     pub(super) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         loop {
             self.release_held(cx.waker());
+            if let Err(e) = self.poll_hooks(cx) {
+                return Poll::Ready(e);
+            }
             let more = match self.pump(cx.waker()) {
                 Ok(more) => more,
                 Err(e) => return Poll::Ready(e),
@@ -230,6 +238,7 @@ impl Conn {
         // back through TCP rather than on the broker's memory.
         if self.wbuf.len() < WRITE_HIGH_WATER
             && self.held.as_ref().is_none_or(|h| h.len() < MAX_HELD)
+            && !self.suspended()
             && let Poll::Ready(r) = self.stream.poll_read_ready(cx)
         {
             return Poll::Ready(r.map(|()| Event::Readable).map_err(CloseReason::from));
@@ -264,6 +273,11 @@ impl Conn {
     fn read_batch(&mut self) -> Result<bool, CloseReason> {
         let mut total = 0;
         loop {
+            if self.suspended() {
+                // Waiting for a webhook: what the client sends next waits
+                // in the socket.
+                return Ok(false);
+            }
             if total >= READ_BUDGET || self.wbuf.len() >= WRITE_HIGH_WATER {
                 return Ok(true);
             }
@@ -295,6 +309,12 @@ impl Conn {
 
     /// Acts on plaintext bytes as they arrived, keeping a partial frame.
     fn consume(&mut self, data: &[u8]) -> Result<(), CloseReason> {
+        if self.suspended() {
+            // Plaintext a TLS record held beyond the set-aside packet: kept,
+            // in order, for when the answer comes.
+            self.rbuf.extend_from_slice(data);
+            return Ok(());
+        }
         if self.rbuf.is_empty() {
             let consumed = self.process(data)?;
             self.keep_partial(&data[consumed..]);
@@ -371,6 +391,9 @@ impl Conn {
             let packet = codec::decode(h.first_byte, body, Some(self.protocol))?;
             pos = end;
             self.handle(packet)?;
+            if self.suspended() {
+                break;
+            }
         }
         Ok(pos)
     }

@@ -59,6 +59,22 @@ impl Message {
         }
     }
 
+    /// The message a PUBLISH becomes, its properties already stripped of
+    /// what is never forwarded.
+    pub fn from_publish(p: crate::codec::Publish, expires_at: Option<Instant>, origin: u64) -> Message {
+        let props = p.properties;
+        Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: (!props.is_empty()).then(|| Box::new(props)),
+            expires_at,
+            origin,
+            stored: Default::default(),
+        }
+    }
+
     /// Seconds left of the message expiry interval, `None` when it has none,
     /// `Some(0)`... never: an expired message is reported by `is_expired`.
     pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {

@@ -92,19 +92,10 @@ pub fn decode_message(b: &[u8], origin: u64) -> Result<Option<Message>, StoreErr
     let Packet::Publish(p) = packet else {
         return Err(corrupt("message record is not a PUBLISH"));
     };
-    let mut props = p.properties;
-    props.topic_alias = None;
-    props.message_expiry_interval = None;
-    Ok(Some(Message {
-        topic: p.topic,
-        payload: p.payload,
-        qos: p.qos,
-        retain: p.retain,
-        properties: (!props.is_empty()).then(|| Box::new(props)),
-        expires_at,
-        origin,
-        stored: Default::default(),
-    }))
+    let mut p = p;
+    p.properties.topic_alias = None;
+    p.properties.message_expiry_interval = None;
+    Ok(Some(Message::from_publish(p, expires_at, origin)))
 }
 
 /// One message queued for (or in flight to) one session.
