@@ -6,7 +6,10 @@ and reads the broker's Private_Clean + Private_Dirty from smaps_rollup.
 
   python3 benches/scripts/tls_idle.py --tern target/release/tern --conns 1000
 
-Until tern-bench speaks TLS, this is the TLS figure's source.
+The 2026-12-04 per-connection figure came from here; tern-bench can now do
+the same against a running broker (`tern-bench run --tls-ca ca.pem
+--broker-pid PID idle --conns 1000`), and scripts/tls_compare.sh measures
+TLS handshakes and throughput.
 """
 import argparse, os, socket, ssl, subprocess, sys, tempfile, time
 
