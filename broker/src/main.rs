@@ -193,21 +193,24 @@ fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // RUST_LOG, when set, overrides the configured level for debugging.
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(&config.log.level),
+    // `Targets` ("info", "tern=debug,info") rather than `EnvFilter`: the
+    // same directives without a regex engine in the binary.
+    let filter: Targets = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => v.parse(),
+        _ => config.log.level.parse(),
     }
     .with_context(|| format!("log.level: not a valid filter: {:?}", config.log.level))?;
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
+        LogFormat::Human => builder.finish().with(filter).init(),
     }
     Ok(())
 }

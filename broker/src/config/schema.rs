@@ -174,7 +174,7 @@ pub enum TokenIn {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A `tracing_subscriber::EnvFilter` directive such as `"info"` or
+    /// A `tracing_subscriber::filter::Targets` directive such as `"info"` or
     /// `"tern=debug,info"`.
     pub level: String,
 }

@@ -31,7 +31,7 @@ impl Config {
         let bad = |key: &str, message: String| Err(ConfigError::invalid(origin, key, message));
         let l = &self.limits;
 
-        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(error) = self.log.level.parse::<tracing_subscriber::filter::Targets>() {
             return bad("log.level", format!("invalid filter {:?}: {error}", self.log.level));
         }
         if l.max_connections == 0 {
