@@ -136,8 +136,9 @@ impl Webhook {
     }
 
     /// A cached "ok" for this publish, if there is one: no request needed.
-    pub fn publish_allowed_cached(&self, c: &PublishCheck) -> bool {
-        let key = Self::topic_key("p", &c.client_id, c.username.as_deref(), &c.topic, c.qos, c.retain);
+    /// Borrowed fields, so the common case builds nothing.
+    pub fn publish_allowed_cached(&self, client_id: &str, username: Option<&str>, p: &crate::codec::Publish) -> bool {
+        let key = Self::topic_key("p", client_id, username, &p.topic, p.qos as u8, p.retain);
         self.cached(&key, Instant::now())
     }
 

@@ -66,23 +66,21 @@ impl Conn {
         let Some(state) = self.hooks.as_mut() else {
             return Some(p);
         };
-        let hooks: Vec<Arc<auth::Webhook>> = auth::hooks_for(&self.listener, WebhookHook::AuthOnPublish)
-            .cloned()
-            .collect();
-        if hooks.is_empty() {
+        let client_id = &self.attached.session.client_id;
+        let mut chain = auth::hooks_for(&self.listener, WebhookHook::AuthOnPublish).peekable();
+        let Some(first) = chain.peek() else { return Some(p) };
+        if first.publish_allowed_cached(client_id, state.username.as_deref(), &p) {
             return Some(p);
         }
+        let hooks: Vec<Arc<auth::Webhook>> = chain.cloned().collect();
         let check = PublishCheck {
-            client_id: self.attached.session.client_id.clone(),
+            client_id: client_id.clone(),
             username: state.username.clone(),
             topic: p.topic.clone(),
             qos: p.qos as u8,
             retain: p.retain,
             payload: p.payload.clone(),
         };
-        if hooks[0].publish_allowed_cached(&check) {
-            return Some(p);
-        }
         state.pending = Some(Pending {
             answer: Box::pin(async move { Answer::Publish(auth::check_publish(hooks, check).await) }),
             packet: SetAside::Publish(p),
