@@ -210,7 +210,7 @@ impl Broker {
                             store.put_subscription(&session.client_id, filter, sub);
                         }
                     }
-                    store.put_session(&session.client_id, &Session::record(&st, None));
+                    session.write_record(&st, None);
                 } else if st.stored {
                     store.del_session(&session.client_id, st.queue.len() + st.outgoing.len());
                     st.stored = false;
@@ -257,9 +257,7 @@ impl Broker {
                 let will = delayed_will
                     .as_ref()
                     .map(|(w, delay)| (st.disconnected_at + u64::from(*delay) * 1000, encode_message(w)));
-                self.session_limits
-                    .store
-                    .put_session(&session.client_id, &Session::record(&st, will));
+                session.write_record(&st, will);
             }
             let dropped = st.queue.drop_qos0();
             Metrics::add(&self.metrics.publish_dropped, dropped as u64);
@@ -322,9 +320,7 @@ impl Broker {
             let will = st.pending_will.take();
             if will.is_some() && st.stored {
                 // Published now: a restart must not publish it again.
-                self.session_limits
-                    .store
-                    .put_session(&session.client_id, &Session::record(&st, None));
+                session.write_record(&st, None);
             }
             will
         };
@@ -396,9 +392,7 @@ impl Broker {
             if let Some(w) = st.pending_will.take() {
                 wills.push(w);
                 if st.stored {
-                    self.session_limits
-                        .store
-                        .put_session(&s.client_id, &Session::record(&st, None));
+                    s.write_record(&st, None);
                 }
             }
         }

@@ -66,7 +66,7 @@ impl Broker {
             if let Some((due, w)) = will {
                 if due <= now {
                     due_wills.push(w);
-                    store.put_session(&session.client_id, &Session::record(&session.state.lock(), None));
+                    session.write_record(&session.state.lock(), None);
                 } else {
                     session.state.lock().pending_will = Some(w);
                     self.schedule_will(session.clone(), generation, Duration::from_millis(due - now));

@@ -305,8 +305,10 @@ impl Session {
         }
     }
 
-    /// The session's own stored record, as of now.
-    pub fn record(st: &SessionState, will: Option<(u64, Vec<u8>)>) -> SessionRecord {
+    /// Writes the session's own record as `st` has it now, with `will` (a
+    /// delayed will: when it is due, Unix ms, and its message record); the
+    /// store op's number.
+    pub fn write_record(&self, st: &SessionState, will: Option<(u64, Vec<u8>)>) -> u64 {
         // The queue is in sequence order and everything sent left it from
         // the front: what is still in it was never sent.
         let unsent_from = if st.online || st.disconnected_at == 0 {
@@ -318,13 +320,14 @@ impl Session {
                 .find(|&s| s != 0)
                 .unwrap_or(st.last_seq + 1)
         };
-        SessionRecord {
+        let record = SessionRecord {
             protocol: st.protocol,
             expiry_interval: st.expiry_interval,
             disconnected_at: st.disconnected_at,
             unsent_from,
             will,
-        }
+        };
+        self.limits.store.put_session(&self.client_id, &record)
     }
 
     pub fn session_expiry(&self) -> Duration {

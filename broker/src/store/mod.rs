@@ -83,6 +83,18 @@ pub struct StoredMsg {
     writer: Arc<Writer>,
 }
 
+impl StoredMsg {
+    /// `record_len`: its record's bytes, for `max_bytes` (key and header
+    /// added).
+    fn new(id: u64, record_len: usize, writer: &Arc<Writer>) -> StoredMsg {
+        StoredMsg {
+            id,
+            bytes: i64::try_from(record_len + 24).unwrap_or(i64::MAX),
+            writer: writer.clone(),
+        }
+    }
+}
+
 impl Drop for StoredMsg {
     fn drop(&mut self) {
         self.writer.submit(Op::DelMessage(self.id));
@@ -138,14 +150,11 @@ impl Store {
         self.writer.is_some()
     }
 
-    fn submit(&self, op: Op) -> u64 {
-        match &self.writer {
-            Some(w) => {
-                let n = w.submit(op);
-                if w.durability == Durability::None { 0 } else { n }
-            }
-            None => 0,
-        }
+    /// Submits the op `op` builds (not built at all with the memory engine).
+    fn submit(&self, op: impl FnOnce() -> Op) -> u64 {
+        let Some(w) = &self.writer else { return 0 };
+        let n = w.submit(op());
+        if w.durability == Durability::None { 0 } else { n }
     }
 
     /// Whether op `n` is durable; if not, `waker` is woken when it is.
@@ -171,7 +180,7 @@ impl Store {
     }
 
     pub fn put_session(&self, client: &str, record: &SessionRecord) -> u64 {
-        self.submit_if(|| Op::PutSession(client.into(), record.encode()))
+        self.submit(|| Op::PutSession(client.into(), record.encode()))
     }
 
     /// Ends a stored session: its record, subscriptions, deliveries and
@@ -181,15 +190,15 @@ impl Store {
         if let Some(w) = &self.writer {
             w.forget_bytes(delivery_weight(client) * i64::try_from(deliveries).unwrap_or(0));
         }
-        self.submit_if(|| Op::DelSession(client.into()))
+        self.submit(|| Op::DelSession(client.into()))
     }
 
     pub fn put_subscription(&self, client: &str, filter: &str, sub: &Subscription) -> u64 {
-        self.submit_if(|| Op::PutSubscription(client.into(), filter.into(), records::encode_subscription(sub)))
+        self.submit(|| Op::PutSubscription(client.into(), filter.into(), records::encode_subscription(sub)))
     }
 
     pub fn del_subscription(&self, client: &str, filter: &str) -> u64 {
-        self.submit_if(|| Op::DelSubscription(client.into(), filter.into()))
+        self.submit(|| Op::DelSubscription(client.into(), filter.into()))
     }
 
     /// Stores `msg` once, however many sessions queue it; its id.
@@ -199,13 +208,9 @@ impl Store {
             .get_or_init(|| {
                 let id = w.next_message_id.fetch_add(1, Ordering::Relaxed);
                 let record = encode_message(msg);
-                let bytes = i64::try_from(record.len() + 24).unwrap_or(i64::MAX);
+                let stored = StoredMsg::new(id, record.len(), w);
                 w.submit(Op::PutMessage(id, record));
-                StoredMsg {
-                    id,
-                    bytes,
-                    writer: w.clone(),
-                }
+                stored
             })
             .id
     }
@@ -214,39 +219,35 @@ impl Store {
     /// when the message does.
     pub fn adopt_message(&self, msg: &Message, id: u64, bytes: usize) {
         if let Some(w) = &self.writer {
-            let _ = msg.stored.set(StoredMsg {
-                id,
-                bytes: i64::try_from(bytes + 24).unwrap_or(i64::MAX),
-                writer: w.clone(),
-            });
+            let _ = msg.stored.set(StoredMsg::new(id, bytes, w));
         }
     }
 
     pub fn del_message(&self, id: u64) -> u64 {
-        self.submit_if(|| Op::DelMessage(id))
+        self.submit(|| Op::DelMessage(id))
     }
 
     pub fn put_delivery(&self, client: &str, seq: u64, record: &DeliveryRecord) -> u64 {
-        self.submit_if(|| Op::PutDelivery(client.into(), seq, record.encode()))
+        self.submit(|| Op::PutDelivery(client.into(), seq, record.encode()))
     }
 
     pub fn del_delivery(&self, client: &str, seq: u64) -> u64 {
         if let Some(w) = &self.writer {
             w.forget_bytes(delivery_weight(client));
         }
-        self.submit_if(|| Op::DelDelivery(client.into(), seq))
+        self.submit(|| Op::DelDelivery(client.into(), seq))
     }
 
     pub fn put_incoming(&self, client: &str, packet_id: u16) -> u64 {
-        self.submit_if(|| Op::PutIncoming(client.into(), packet_id))
+        self.submit(|| Op::PutIncoming(client.into(), packet_id))
     }
 
     pub fn del_incoming(&self, client: &str, packet_id: u16) -> u64 {
-        self.submit_if(|| Op::DelIncoming(client.into(), packet_id))
+        self.submit(|| Op::DelIncoming(client.into(), packet_id))
     }
 
     pub fn put_retained(&self, msg: &Message) -> u64 {
-        self.submit_if(|| Op::PutRetained(Box::from(&*msg.topic), encode_message(msg)))
+        self.submit(|| Op::PutRetained(Box::from(&*msg.topic), encode_message(msg)))
     }
 
     /// `old` is the retained message the topic loses, for the byte estimate.
@@ -254,7 +255,7 @@ impl Store {
         if let (Some(w), Some(old)) = (&self.writer, old) {
             w.forget_bytes(i64::try_from(old.weight()).unwrap_or(0));
         }
-        self.submit_if(|| Op::DelRetained(topic.into()))
+        self.submit(|| Op::DelRetained(topic.into()))
     }
 
     /// A retained message replaced by another: its bytes no longer count.
@@ -262,13 +263,6 @@ impl Store {
         if let Some(w) = &self.writer {
             w.forget_bytes(i64::try_from(old.weight()).unwrap_or(0));
         }
-    }
-
-    fn submit_if(&self, op: impl FnOnce() -> Op) -> u64 {
-        if self.writer.is_none() {
-            return 0;
-        }
-        self.submit(op())
     }
 
     /// Commits everything submitted so far and stops the commit thread.

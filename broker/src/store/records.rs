@@ -255,35 +255,29 @@ mod tests {
         assert!((58..=60).contains(&left), "{left}");
     }
 
-    #[test]
-    fn expired_message_decodes_to_none() {
-        let mut b = encode_message(&Message {
-            topic: ByteString::from("t"),
-            payload: Bytes::new(),
+    fn qos1(topic: &str, payload: &'static [u8]) -> Message {
+        Message {
+            topic: ByteString::from(topic),
+            payload: Bytes::from_static(payload),
             qos: QoS::AtLeastOnce,
             retain: false,
             properties: None,
             expires_at: None,
             origin: 0,
             stored: Default::default(),
-        });
+        }
+    }
+
+    #[test]
+    fn expired_message_decodes_to_none() {
+        let mut b = encode_message(&qos1("t", b""));
         b[1..9].copy_from_slice(&1u64.to_le_bytes());
         assert!(decode_message(&b, 0).unwrap().is_none());
     }
 
     #[test]
     fn truncated_records_are_errors() {
-        let msg = Message {
-            topic: ByteString::from("t"),
-            payload: Bytes::from_static(b"xyz"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: None,
-            expires_at: None,
-            origin: 0,
-            stored: Default::default(),
-        };
-        let b = encode_message(&msg);
+        let b = encode_message(&qos1("t", b"xyz"));
         for cut in 0..b.len() {
             assert!(decode_message(&b[..cut], 0).is_err(), "cut at {cut}");
         }
