@@ -122,6 +122,30 @@ fn a_wrong_path_or_a_text_frame_is_refused() {
     assert_eq!(read_bin(&mut again)[0], 0x20);
 }
 
+/// A broker with one `wss` listener serving `cert` (written into `dir`).
+fn wss_broker(dir: &std::path::Path, cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> Broker {
+    std::fs::write(dir.join("c.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.join("c.key"), key.serialize_pem()).expect("write");
+    Broker::start_with(&format!(
+        "[[listener]]\nname = \"wss\"\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\nallow_anonymous = true\n\
+         cert_file = {:?}\nkey_file = {:?}\n",
+        dir.join("c.pem"),
+        dir.join("c.key")
+    ))
+}
+
+/// The folder of the MQTT.js scripts, or `None` (with a SKIP line) when the
+/// package is not installed (`tests/run` installs it where Node is).
+fn mqtt_js() -> Option<std::path::PathBuf> {
+    let js = workspace_dir().join("tests/js");
+    if js.join("node_modules/mqtt").exists() {
+        Some(js)
+    } else {
+        eprintln!("SKIP: MQTT.js not installed (cd tests/js && npm ci)");
+        None
+    }
+}
+
 #[test]
 fn mqtt_over_secure_websocket() {
     if skip_unless_tern("wss listener") {
@@ -133,14 +157,7 @@ fn mqtt_over_secure_websocket() {
         .expect("params")
         .self_signed(&key)
         .expect("cert");
-    std::fs::write(dir.path().join("c.pem"), cert.pem()).expect("write");
-    std::fs::write(dir.path().join("c.key"), key.serialize_pem()).expect("write");
-    let b = Broker::start_with(&format!(
-        "[[listener]]\nname = \"wss\"\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\nallow_anonymous = true\n\
-         cert_file = {:?}\nkey_file = {:?}\n",
-        dir.path().join("c.pem"),
-        dir.path().join("c.key")
-    ));
+    let b = wss_broker(dir.path(), &cert, &key);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -167,11 +184,7 @@ fn mqtt_js_over_websocket() {
     if skip_unless_tern("ws listener") {
         return;
     }
-    let js = workspace_dir().join("tests/js");
-    if !js.join("node_modules/mqtt").exists() {
-        eprintln!("SKIP: MQTT.js not installed (cd tests/js && npm ci)");
-        return;
-    }
+    let Some(js) = mqtt_js() else { return };
     let b = ws_broker("");
     let (status, out, err) = run_to_end(
         std::process::Command::new("node")
@@ -194,11 +207,7 @@ fn mqtt_js_over_secure_websocket() {
     if skip_unless_tern("wss listener") {
         return;
     }
-    let js = workspace_dir().join("tests/js");
-    if !js.join("node_modules/mqtt").exists() {
-        eprintln!("SKIP: MQTT.js not installed (cd tests/js && npm ci)");
-        return;
-    }
+    let Some(js) = mqtt_js() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -215,14 +224,7 @@ fn mqtt_js_over_secure_websocket() {
     let other_ca = other.self_signed(&other_key).expect("other CA");
     std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write");
     std::fs::write(dir.path().join("other-ca.pem"), other_ca.pem()).expect("write");
-    std::fs::write(dir.path().join("c.pem"), cert.pem()).expect("write");
-    std::fs::write(dir.path().join("c.key"), key.serialize_pem()).expect("write");
-    let b = Broker::start_with(&format!(
-        "[[listener]]\nname = \"wss\"\nbind = \"127.0.0.1:0\"\nprotocol = \"wss\"\nallow_anonymous = true\n\
-         cert_file = {:?}\nkey_file = {:?}\n",
-        dir.path().join("c.pem"),
-        dir.path().join("c.key")
-    ));
+    let b = wss_broker(dir.path(), &cert, &key);
     let node = |ca: &str| {
         run_to_end(
             std::process::Command::new("node")

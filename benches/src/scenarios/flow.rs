@@ -360,20 +360,7 @@ pub async fn run(t: Target, plan: &Plan, o: &Opts) -> Result<Vec<Metric>> {
             Better::Higher,
         ));
     }
-    if let Some(f) = u.foreign_cores {
-        m.push(metric("foreign_cpu", "cores", f, Better::Info));
-    }
-    if let Some(b) = u.broker_cpu_secs {
-        m.push(metric("broker_cpu", "cores", b / u.wall, Better::Info));
-        if received > 0 {
-            m.push(metric(
-                "broker_cpu_per_msg",
-                "us/msg",
-                b * 1e6 / received as f64,
-                Better::Lower,
-            ));
-        }
-    }
+    super::push_broker_cpu(&mut m, &u, "broker_cpu_per_msg", "us/msg", received);
     // Sent-but-unacked QoS 0 frames are just bytes in socket buffers; report
     // them so a reader can tell a slow broker from a slow generator.
     m.push(metric("written_per_s", "msg/s", sent as f64 / u.wall, Better::Info));

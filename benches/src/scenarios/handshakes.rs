@@ -139,19 +139,6 @@ pub async fn run(t: Target, concurrency: usize, duration: Duration) -> Result<Ve
         m.push(metric("resumed_pct", "%", pct(resumed), Better::Info));
         m.push(metric("hello_retry_pct", "%", pct(retried), Better::Info));
     }
-    if let Some(f) = u.foreign_cores {
-        m.push(metric("foreign_cpu", "cores", f, Better::Info));
-    }
-    if let Some(b) = u.broker_cpu_secs {
-        m.push(metric("broker_cpu", "cores", b / u.wall, Better::Info));
-        if done > 0 {
-            m.push(metric(
-                "broker_cpu_per_conn",
-                "us/conn",
-                b * 1e6 / done as f64,
-                Better::Lower,
-            ));
-        }
-    }
+    super::push_broker_cpu(&mut m, &u, "broker_cpu_per_conn", "us/conn", done);
     Ok(m)
 }

@@ -53,6 +53,27 @@ pub fn metric(key: &str, unit: &'static str, value: f64, better: Better) -> Metr
     }
 }
 
+/// The CPU rows of a timed phase: other tenants' cores, the broker's
+/// cores, and its CPU per unit of work (`per_key` in `per_unit`, over
+/// `count` units; left out when nothing was done).
+pub fn push_broker_cpu(
+    m: &mut Vec<Metric>,
+    u: &crate::procstat::Usage,
+    per_key: &str,
+    per_unit: &'static str,
+    count: u64,
+) {
+    if let Some(f) = u.foreign_cores {
+        m.push(metric("foreign_cpu", "cores", f, Better::Info));
+    }
+    if let Some(b) = u.broker_cpu_secs {
+        m.push(metric("broker_cpu", "cores", b / u.wall, Better::Info));
+        if count > 0 {
+            m.push(metric(per_key, per_unit, b * 1e6 / count as f64, Better::Lower));
+        }
+    }
+}
+
 pub fn print_metrics(title: &str, ms: &[Metric]) {
     println!("{title}");
     for m in ms {
